@@ -1,0 +1,35 @@
+namespace FleetWatch.Cli;
+
+/// <summary>Verb dispatch for <c>./fleetwatch</c>.</summary>
+public static class Verbs
+{
+    private const string Usage = """
+        usage: fleetwatch VERB [ARGS...]
+
+        Roles:
+          all-in-one   controller + dashboard + simulated fleet in one process (in-memory bus)
+          agent        node agent (simulated GPUs, or real sources when configured)
+          controller   controller (detectors, incidents, alerts, telemetry sink)
+          dashboard    operator dashboard (fleet state from the controller over the bus)
+
+        Every role takes ASP.NET Core configuration: --urls, --FleetWatch:Section:Key=value, appsettings files
+        through --config FILE, environment variables FleetWatch__Section__Key.
+        """;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        {
+            await stdout.WriteLineAsync(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+
+        var rest = args[1..];
+        switch (args[0])
+        {
+            default:
+                await stderr.WriteLineAsync($"fleetwatch: unknown verb '{args[0]}' (see fleetwatch --help)");
+                return 2;
+        }
+    }
+}
