@@ -27,6 +27,14 @@ public static class Verbs
         var rest = args[1..];
         switch (args[0])
         {
+            case "all-in-one":
+                return await Hosting.FleetWatchHost.RunAsync(Hosting.Role.AllInOne, rest, stdout, stderr);
+            case "agent":
+                return await Hosting.FleetWatchHost.RunAsync(Hosting.Role.Agent, rest, stdout, stderr);
+            case "controller":
+                return await Hosting.FleetWatchHost.RunAsync(Hosting.Role.Controller, rest, stdout, stderr);
+            case "dashboard":
+                return await Hosting.FleetWatchHost.RunAsync(Hosting.Role.Dashboard, rest, stdout, stderr);
             default:
                 await stderr.WriteLineAsync($"fleetwatch: unknown verb '{args[0]}' (see fleetwatch --help)");
                 return 2;

@@ -1,0 +1,44 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace FleetWatch.Cli.Hosting;
+
+/// <summary>Message transport (section <c>FleetWatch:Bus</c>). All-in-one uses the in-memory transport; distributed mode RabbitMQ.</summary>
+public sealed class BusOptions
+{
+    public const string Section = "FleetWatch:Bus";
+
+    public BusTransport Transport { get; set; } = BusTransport.InMemory;
+
+    public RabbitMqOptions RabbitMq { get; set; } = new();
+}
+
+public enum BusTransport
+{
+    InMemory,
+    RabbitMq,
+}
+
+/// <summary>RabbitMQ connection. The password is a secret and never logged.</summary>
+public sealed class RabbitMqOptions
+{
+    [Required]
+    public string Host { get; set; } = "127.0.0.1";
+
+    [Range(1, 65535)]
+    public int Port { get; set; } = 5672;
+
+    [Required]
+    public string VirtualHost { get; set; } = "/";
+
+    [Required]
+    public string Username { get; set; } = "guest";
+
+    public string Password { get; set; } = "guest";
+
+    /// <summary>Unacknowledged messages per consumer (default endpoints use 16; 256 is ~25 % faster here, deps-and-limits.md section 2).</summary>
+    [Range(1, 65535)]
+    public int PrefetchCount { get; set; } = 256;
+
+    [Range(1, 4096)]
+    public int ConcurrentMessageLimit { get; set; } = 64;
+}

@@ -1,0 +1,146 @@
+using FleetWatch.Agent;
+using FleetWatch.Controller;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.Memory;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace FleetWatch.Cli.Hosting;
+
+/// <summary>The roles FleetWatch runs as. All share one code path; only configuration differs.</summary>
+public enum Role
+{
+    AllInOne,
+    Agent,
+    Controller,
+    Dashboard,
+}
+
+/// <summary>Builds the host of a role. Tests build the real host through here (STYLE.md rule 2).</summary>
+public static class FleetWatchHost
+{
+    /// <summary>Defaults of the embedded all-in-one mode: in-memory bus, a simulated 1,024-GPU fleet with demo faults.</summary>
+    public static readonly IReadOnlyDictionary<string, string?> AllInOneDefaults = new Dictionary<string, string?>
+    {
+        ["urls"] = "http://127.0.0.1:5080",
+        ["FleetWatch:Bus:Transport"] = "InMemory",
+        ["FleetWatch:Simulation:Enabled"] = "true",
+        ["FleetWatch:Simulation:Nodes"] = "128",
+        ["FleetWatch:Simulation:GpusPerNode"] = "8",
+        ["FleetWatch:Simulation:DemoFaults"] = "true",
+    };
+
+    public static WebApplication Build(Role role, string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ApplicationName = "fleetwatch" });
+        if (role == Role.AllInOne)
+        {
+            builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = AllInOneDefaults });
+        }
+
+        AddConfigFile(builder, args);
+        configure?.Invoke(builder);
+        var configuration = builder.Configuration;
+        var services = builder.Services;
+        var instance = $"{Environment.MachineName.ToLowerInvariant()}-{Guid.NewGuid().ToString("N")[..8]}";
+        var rabbit = configuration.GetSection(BusOptions.Section).Get<BusOptions>()?.RabbitMq ?? new RabbitMqOptions();
+        var hasAgent = role is Role.AllInOne or Role.Agent;
+        var hasController = role is Role.AllInOne or Role.Controller;
+        if (hasAgent)
+        {
+            services.AddAgentCore(configuration);
+            if (!configuration.GetValue<bool>("FleetWatch:Simulation:Enabled"))
+            {
+                // Honest failure: hardware sources (NVML, kmsg, IB sysfs) are not wired into the agent host yet.
+                throw new InvalidOperationException(
+                    "FleetWatch:Simulation:Enabled = 'false': this build's agent runs the simulated GPU source only; " +
+                    "set FleetWatch:Simulation:Enabled=true (hardware sources: see README, 'What does not work yet')");
+            }
+
+            services.AddSimulatedFleet(configuration);
+        }
+
+        if (hasController)
+        {
+            services.AddFleetController(configuration);
+        }
+
+        services.AddFleetWatchBus(configuration, bus =>
+        {
+            if (hasAgent)
+            {
+                bus.AddAgentConsumers(instance);
+            }
+
+            if (hasController)
+            {
+                bus.AddFleetControllerConsumers(rabbit.PrefetchCount, rabbit.ConcurrentMessageLimit);
+            }
+        });
+        services.AddHealthChecks();
+        var app = builder.Build();
+        app.MapHealthChecks("/healthz");
+        return app;
+    }
+
+    /// <summary>"--config FILE" adds a JSON file below the command line (which still wins).</summary>
+    private static void AddConfigFile(WebApplicationBuilder builder, string[] args)
+    {
+        var index = Array.IndexOf(args, "--config");
+        if (index < 0)
+        {
+            return;
+        }
+
+        if (index + 1 >= args.Length)
+        {
+            throw new ArgumentException("--config needs a file path");
+        }
+
+        var path = Path.GetFullPath(args[index + 1]);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"--config '{path}': file not found", path);
+        }
+
+        builder.Configuration.AddJsonFile(path, optional: false, reloadOnChange: false);
+        builder.Configuration.AddCommandLine(args.Where((_, i) => i != index && i != index + 1).ToArray());
+    }
+
+    public static async Task<int> RunAsync(Role role, string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        WebApplication app;
+        try
+        {
+            app = Build(role, args);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FileNotFoundException or Microsoft.Extensions.Options.OptionsValidationException or FormatException)
+        {
+            await stderr.WriteLineAsync($"fleetwatch {role}: configuration error: {ex.Message}").ConfigureAwait(false);
+            return 2;
+        }
+
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            foreach (var url in app.Urls)
+            {
+                stdout.WriteLine($"FleetWatch {role} listening on {url}");
+            }
+        });
+        try
+        {
+            await app.RunAsync().ConfigureAwait(false);
+            return 0;
+        }
+        catch (Microsoft.Extensions.Options.OptionsValidationException ex)
+        {
+            await stderr.WriteLineAsync($"fleetwatch {role}: configuration error: {ex.Message}").ConfigureAwait(false);
+            return 2;
+        }
+        finally
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+using FleetWatch.Common;
+using FleetWatch.Controller.Alerting;
+using FleetWatch.Controller.Detection;
+using FleetWatch.Controller.Fleet;
+using FleetWatch.Controller.Incidents;
+using FleetWatch.Controller.Ingest;
+using FleetWatch.Controller.Scheduling;
+using FleetWatch.Controller.Telemetry;
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Quartz;
+
+namespace FleetWatch.Controller;
+
+/// <summary>Composition of the controller, one extension per concern (STYLE.md rule 2).</summary>
+public static class ControllerServiceCollectionExtensions
+{
+    /// <summary>Queue of node samples (high volume, may lag under load).</summary>
+    public const string TelemetryQueue = "fleetwatch-telemetry";
+
+    /// <summary>Queue of Xid events: its own lane so a telemetry backlog never delays them.</summary>
+    public const string XidQueue = "fleetwatch-xid";
+
+    public const string SnapshotQueue = "fleetwatch-fleet-snapshot";
+
+    /// <summary>Fleet state, detectors, incidents, alert delivery, telemetry sink, fleet frames and the sweep schedule.</summary>
+    public static IServiceCollection AddFleetController(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
+        services.AddDetection(configuration);
+        services.AddAlerting(configuration);
+        services.AddValidatedOptions<TelemetrySinkOptions>(configuration, TelemetrySinkOptions.Section, ValidateSink);
+        services.AddSingleton<InfluxTelemetrySink>();
+        services.AddHostedService(sp => sp.GetRequiredService<InfluxTelemetrySink>());
+        services.AddSingleton<FleetFrameBuilder>();
+        services.AddHostedService<FleetFramePublisher>();
+        services.AddFleetSweep(configuration);
+        return services;
+    }
+
+    public static IServiceCollection AddDetection(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddValidatedOptions<DetectionOptions>(configuration, DetectionOptions.Section, o =>
+            o.NodeSilentAfter <= o.NodeUnknownAfter
+                ? [($"{DetectionOptions.Section}:NodeSilentAfter", o.NodeSilentAfter, $"must be longer than NodeUnknownAfter ({o.NodeUnknownAfter})")]
+                : []);
+        services.AddValidatedOptions<IncidentOptions>(configuration, IncidentOptions.Section);
+        services.AddSingleton(_ => XidCatalog.LoadEmbedded());
+        services.AddSingleton<FleetState>();
+        services.AddSingleton<FleetMetrics>();
+        services.AddSingleton<IncidentManager>();
+        services.AddSingleton<IncidentNotifier>();
+        services.AddSingleton<DetectionPipeline>();
+        return services;
+    }
+
+    public static IServiceCollection AddAlerting(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddValidatedOptions<AlertingOptions>(configuration, AlertingOptions.Section, ValidateAlerting);
+        services.AddSingleton<AlertMetrics>();
+        services.AddSingleton<WebhookDelivery>();
+        services.AddHostedService(sp => sp.GetRequiredService<WebhookDelivery>());
+        // No request logging on this client: webhook URLs carry tokens and must never reach a log.
+        services.AddHttpClient(WebhookDelivery.HttpClientName).RemoveAllLoggers();
+        return services;
+    }
+
+    public static IServiceCollection AddFleetSweep(this IServiceCollection services, IConfiguration configuration)
+    {
+        var interval = configuration.GetSection(DetectionOptions.Section).Get<DetectionOptions>()?.SweepInterval ?? TimeSpan.FromSeconds(1);
+        services.AddQuartz(q =>
+        {
+            q.AddJob<FleetSweepJob>(j => j.WithIdentity(FleetSweepJob.Key));
+            q.AddTrigger(t => t.ForJob(FleetSweepJob.Key).WithIdentity("fleet-sweep-trigger", "detection")
+                .WithSimpleSchedule(s => s.WithInterval(interval).RepeatForever()).StartNow());
+        });
+        services.AddQuartzHostedService(o => o.WaitForJobsToComplete = true);
+        return services;
+    }
+
+    /// <summary>The controller's consumers with their lanes. Samples are validated; invalid ones go to the error queue unretried.</summary>
+    public static IBusRegistrationConfigurator AddFleetControllerConsumers(this IBusRegistrationConfigurator bus, int prefetchCount = 256, int concurrentMessageLimit = 64)
+    {
+        bus.AddConsumer<NodeSampleConsumer>(c => c.UseMessageRetry(r => { r.Ignore<InvalidTelemetryException>(); r.Intervals(100, 500, 1000); }))
+            .Endpoint(e =>
+            {
+                e.Name = TelemetryQueue;
+                e.PrefetchCount = prefetchCount;
+                e.ConcurrentMessageLimit = concurrentMessageLimit;
+            });
+        bus.AddConsumer<GpuXidObservedConsumer>(c => c.UseMessageRetry(r => { r.Ignore<InvalidTelemetryException>(); r.Intervals(100, 500, 1000); }))
+            .Endpoint(e => e.Name = XidQueue);
+        bus.AddConsumer<GetFleetSnapshotConsumer>().Endpoint(e => e.Name = SnapshotQueue);
+        return bus;
+    }
+
+    private static IEnumerable<(string, object?, string)> ValidateSink(TelemetrySinkOptions o)
+    {
+        if (o.Enabled && !IsHttpUrl(o.Url))
+        {
+            yield return ($"{TelemetrySinkOptions.Section}:Url", o.Url, "must be an absolute http(s) URL");
+        }
+    }
+
+    private static IEnumerable<(string, object?, string)> ValidateAlerting(AlertingOptions o)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < o.Webhooks.Count; i++)
+        {
+            var w = o.Webhooks[i];
+            var prefix = $"{AlertingOptions.Section}:Webhooks:{i}";
+            if (string.IsNullOrWhiteSpace(w.Name) || !names.Add(w.Name))
+            {
+                yield return ($"{prefix}:Name", w.Name, "must be set and unique");
+            }
+
+            if (!IsHttpUrl(w.Url))
+            {
+                // The value may hold a token: show only what cannot be one.
+                yield return ($"{prefix}:Url", Redact(w.Url), "must be an absolute http(s) URL");
+            }
+        }
+
+        if (o.MaxBackoff < o.InitialBackoff)
+        {
+            yield return ($"{AlertingOptions.Section}:MaxBackoff", o.MaxBackoff, $"must not be shorter than InitialBackoff ({o.InitialBackoff})");
+        }
+    }
+
+    private static bool IsHttpUrl(string? value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
+
+    private static string Redact(string? url) =>
+        string.IsNullOrEmpty(url) ? "" : url.Length <= 12 ? url : string.Concat(url.AsSpan(0, 12), "…");
+}
