@@ -81,6 +81,12 @@ public static class FleetWatchHost
         services.AddHealthChecks();
         var app = builder.Build();
         app.MapHealthChecks("/healthz");
+        if (hasController)
+        {
+            // Unauthenticated for now; the dashboard's auth covers the operator API (see README, security).
+            app.MapControllerStatus();
+        }
+
         return app;
     }
 
