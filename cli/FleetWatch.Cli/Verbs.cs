@@ -12,6 +12,9 @@ public static class Verbs
           controller   controller (detectors, incidents, alerts, telemetry sink)
           dashboard    operator dashboard (fleet state from the controller over the bus)
 
+        Tools:
+          nvml-probe   read every GPU once through the agent's NVML source and print JSON [--library PATH]
+
         Every role takes ASP.NET Core configuration: --urls, --FleetWatch:Section:Key=value, appsettings files
         through --config FILE, environment variables FleetWatch__Section__Key.
         """;
@@ -35,6 +38,8 @@ public static class Verbs
                 return await Hosting.FleetWatchHost.RunAsync(Hosting.Role.Controller, rest, stdout, stderr);
             case "dashboard":
                 return await Hosting.FleetWatchHost.RunAsync(Hosting.Role.Dashboard, rest, stdout, stderr);
+            case "nvml-probe":
+                return await NvmlProbe.RunAsync(rest, stdout, stderr);
             default:
                 await stderr.WriteLineAsync($"fleetwatch: unknown verb '{args[0]}' (see fleetwatch --help)");
                 return 2;

@@ -1,0 +1,249 @@
+using System.Text;
+using FleetWatch.Contracts;
+using Microsoft.Extensions.Options;
+
+namespace FleetWatch.Agent.Sources.Nvml;
+
+/// <summary>NVML could not be used at all (library missing, driver not loaded, init failed).</summary>
+public sealed class NvmlUnavailableException(string message) : Exception(message);
+
+/// <summary>
+/// Reads every GPU of this node through NVML. <c>NOT_SUPPORTED</c> means "not on this GPU" and becomes null, never
+/// a fault (PCIe cards have no NVLink). <c>GPU_IS_LOST</c> marks the GPU lost, the rule-1 signal. Every read runs
+/// under <see cref="NvmlWatchdog"/>.
+/// </summary>
+public sealed class NvmlGpuSource : IGpuSource, IDisposable
+{
+    private readonly NvmlOptions _options;
+    private readonly NvmlWatchdog _watchdog = new();
+    private readonly Dictionary<int, (string Uuid, string? Pci)> _identity = [];
+    private bool _initialized;
+    private long _errors;
+
+    public NvmlGpuSource(IOptions<NvmlOptions> options)
+    {
+        _options = options.Value;
+        NvmlLibrary.Use(_options.LibraryPath);
+    }
+
+    /// <summary>NVML calls that failed with an unexpected code (not NOT_SUPPORTED, not GPU_IS_LOST).</summary>
+    public long Errors => Interlocked.Read(ref _errors);
+
+    public long Hangs => _watchdog.Hangs;
+
+    public string DriverVersion { get; private set; } = "";
+
+    public GpuReading Read(CancellationToken cancellationToken) =>
+        _watchdog.Run("device read", ReadAll, _options.ReadTimeout);
+
+    public void Dispose()
+    {
+        if (_initialized && _watchdog.StuckIn is null)
+        {
+            _watchdog.Run("shutdown", NvmlNative.Shutdown, _options.ReadTimeout);
+        }
+
+        _watchdog.Dispose();
+    }
+
+    private unsafe GpuReading ReadAll()
+    {
+        if (!_initialized)
+        {
+            var rc = NvmlNative.Init();
+            if (rc != NvmlReturn.Success)
+            {
+                throw new NvmlUnavailableException($"nvmlInit_v2 failed: {rc} ({(int)rc})");
+            }
+
+            var buffer = stackalloc byte[96];
+            if (NvmlNative.SystemGetDriverVersion(buffer, 96) == NvmlReturn.Success)
+            {
+                DriverVersion = Text(buffer, 96);
+            }
+
+            _initialized = true;
+        }
+
+        if (NvmlNative.DeviceGetCount(out var count) is var countRc && countRc != NvmlReturn.Success)
+        {
+            throw new NvmlUnavailableException($"nvmlDeviceGetCount_v2 failed: {countRc}");
+        }
+
+        var gpus = new List<GpuSample>((int)count);
+        var links = new List<NvLinkSample>();
+        for (var i = 0; i < (int)count; i++)
+        {
+            gpus.Add(ReadDevice(i, links));
+        }
+
+        return new GpuReading(gpus, links);
+    }
+
+    private unsafe GpuSample ReadDevice(int index, List<NvLinkSample> links)
+    {
+        var lost = false;
+        var rc = NvmlNative.DeviceGetHandleByIndex((uint)index, out var device);
+        if (rc != NvmlReturn.Success)
+        {
+            return LostOrUnknown(index, rc);
+        }
+
+        var buffer = stackalloc byte[96];
+        string? uuid = null;
+        if (Check(NvmlNative.DeviceGetUuid(device, buffer, 96), ref lost))
+        {
+            uuid = Text(buffer, 96);
+        }
+
+        string? pci = null;
+        if (Check(NvmlNative.DeviceGetPciInfo(device, out var pciInfo), ref lost))
+        {
+            pci = Text(pciInfo.BusId, 32);
+        }
+
+        if (uuid is not null)
+        {
+            _identity[index] = (uuid, pci);
+        }
+
+        string? name = Check(NvmlNative.DeviceGetName(device, buffer, 96), ref lost) ? Text(buffer, 96) : null;
+        if (lost)
+        {
+            return LostOrUnknown(index, NvmlReturn.GpuIsLost);
+        }
+
+        int? U(NvmlReturn r, uint v) => Check(r, ref lost) ? (int)v : null;
+        long? L(NvmlReturn r, ulong v) => Check(r, ref lost) ? (long)v : null;
+
+        var temperature = U(NvmlNative.DeviceGetTemperature(device, NvmlNative.TemperatureGpu, out var t), t);
+        var slowdown = U(NvmlNative.DeviceGetTemperatureThreshold(device, NvmlNative.ThresholdSlowdown, out var ts), ts);
+        var shutdown = U(NvmlNative.DeviceGetTemperatureThreshold(device, NvmlNative.ThresholdShutdown, out var tsd), tsd);
+        var powerMw = U(NvmlNative.DeviceGetPowerUsage(device, out var p), p);
+        var limitMw = U(NvmlNative.DeviceGetEnforcedPowerLimit(device, out var pl), pl);
+        var utilRc = NvmlNative.DeviceGetUtilizationRates(device, out var util);
+        var utilOk = Check(utilRc, ref lost);
+        var memRc = NvmlNative.DeviceGetMemoryInfo(device, out var mem);
+        var memOk = Check(memRc, ref lost);
+        var sm = U(NvmlNative.DeviceGetClockInfo(device, NvmlNative.ClockSm, out var smc), smc);
+        var memClock = U(NvmlNative.DeviceGetClockInfo(device, NvmlNative.ClockMem, out var mc), mc);
+        ulong? reasons = Check(NvmlNative.DeviceGetCurrentClocksEventReasons(device, out var r), ref lost) ? r : null;
+        var sbeVol = L(NvmlNative.DeviceGetTotalEccErrors(device, NvmlNative.MemoryErrorCorrected, NvmlNative.EccVolatile, out var e1), e1);
+        var dbeVol = L(NvmlNative.DeviceGetTotalEccErrors(device, NvmlNative.MemoryErrorUncorrected, NvmlNative.EccVolatile, out var e2), e2);
+        var sbeAgg = L(NvmlNative.DeviceGetTotalEccErrors(device, NvmlNative.MemoryErrorCorrected, NvmlNative.EccAggregate, out var e3), e3);
+        var dbeAgg = L(NvmlNative.DeviceGetTotalEccErrors(device, NvmlNative.MemoryErrorUncorrected, NvmlNative.EccAggregate, out var e4), e4);
+        uint sbePages = 0, dbePages = 0;
+        var retiredSbe = U(NvmlNative.DeviceGetRetiredPages(device, NvmlNative.RetirementMultipleSbe, ref sbePages, 0), sbePages);
+        var retiredDbe = U(NvmlNative.DeviceGetRetiredPages(device, NvmlNative.RetirementDbe, ref dbePages, 0), dbePages);
+        bool? retiredPending = Check(NvmlNative.DeviceGetRetiredPagesPendingStatus(device, out var rp), ref lost) ? rp != 0 : null;
+        var remapRc = NvmlNative.DeviceGetRemappedRows(device, out var corr, out var unc, out var pending, out var failure);
+        var remapOk = Check(remapRc, ref lost);
+        var replay = L(NvmlNative.DeviceGetPcieReplayCounter(device, out var pr), pr);
+        var gen = U(NvmlNative.DeviceGetCurrPcieLinkGeneration(device, out var g), g);
+        var width = U(NvmlNative.DeviceGetCurrPcieLinkWidth(device, out var w), w);
+        var maxGen = U(NvmlNative.DeviceGetMaxPcieLinkGeneration(device, out var mg), mg);
+        var maxWidth = U(NvmlNative.DeviceGetMaxPcieLinkWidth(device, out var mw), mw);
+        for (uint link = 0; link < NvmlNative.MaxNvLinks; link++)
+        {
+            var stateRc = NvmlNative.DeviceGetNvLinkState(device, link, out var active);
+            if (stateRc is NvmlReturn.NotSupported or NvmlReturn.InvalidArgument)
+            {
+                break; // no NVLink (PCIe card) or no more links on this GPU: not a fault
+            }
+
+            if (!Check(stateRc, ref lost))
+            {
+                break;
+            }
+
+            links.Add(new NvLinkSample
+            {
+                GpuIndex = index,
+                Link = (int)link,
+                Up = active != 0,
+                ReplayErrors = L(NvmlNative.DeviceGetNvLinkErrorCounter(device, link, NvmlNative.NvLinkReplay, out var c0), c0),
+                RecoveryErrors = L(NvmlNative.DeviceGetNvLinkErrorCounter(device, link, NvmlNative.NvLinkRecovery, out var c1), c1),
+                CrcFlitErrors = L(NvmlNative.DeviceGetNvLinkErrorCounter(device, link, NvmlNative.NvLinkCrcFlit, out var c2), c2),
+                CrcDataErrors = L(NvmlNative.DeviceGetNvLinkErrorCounter(device, link, NvmlNative.NvLinkCrcData, out var c3), c3),
+            });
+        }
+
+        if (lost)
+        {
+            return LostOrUnknown(index, NvmlReturn.GpuIsLost);
+        }
+
+        return new GpuSample
+        {
+            Index = index,
+            Uuid = uuid ?? $"unknown-{index}",
+            PciBusId = pci,
+            Name = name,
+            TemperatureC = temperature,
+            SlowdownTemperatureC = slowdown,
+            ShutdownTemperatureC = shutdown,
+            PowerW = powerMw / 1000.0, // NVML reports milliwatts
+            PowerLimitW = limitMw / 1000.0,
+            UtilizationPct = utilOk ? (int)util.Gpu : null,
+            MemoryUtilizationPct = utilOk ? (int)util.Memory : null,
+            MemoryUsedMiB = memOk ? (long)(mem.Used / (1024 * 1024)) : null,
+            MemoryTotalMiB = memOk ? (long)(mem.Total / (1024 * 1024)) : null,
+            SmClockMHz = sm,
+            MemoryClockMHz = memClock,
+            ClockEventReasons = reasons,
+            EccCorrectedVolatile = sbeVol,
+            EccUncorrectedVolatile = dbeVol,
+            EccCorrectedAggregate = sbeAgg,
+            EccUncorrectedAggregate = dbeAgg,
+            RetiredPagesSbe = retiredSbe,
+            RetiredPagesDbe = retiredDbe,
+            RetiredPagesPending = retiredPending,
+            RemappedRowsCorrectable = remapOk ? (int)corr : null,
+            RemappedRowsUncorrectable = remapOk ? (int)unc : null,
+            RemapPending = remapOk ? pending != 0 : null,
+            RemapFailure = remapOk ? failure != 0 : null,
+            PcieReplayCounter = replay,
+            PcieLinkGen = gen,
+            PcieLinkWidth = width,
+            PcieMaxLinkGen = maxGen,
+            PcieMaxLinkWidth = maxWidth,
+        };
+    }
+
+    /// <summary>True on success; NOT_SUPPORTED is false without counting; GPU_IS_LOST sets <paramref name="lost"/>.</summary>
+    private bool Check(NvmlReturn rc, ref bool lost)
+    {
+        switch (rc)
+        {
+            case NvmlReturn.Success:
+                return true;
+            case NvmlReturn.NotSupported:
+                return false;
+            case NvmlReturn.GpuIsLost:
+                lost = true;
+                return false;
+            default:
+                Interlocked.Increment(ref _errors);
+                return false;
+        }
+    }
+
+    private GpuSample LostOrUnknown(int index, NvmlReturn rc)
+    {
+        var (uuid, pci) = _identity.TryGetValue(index, out var id) ? id : ($"unknown-{index}", null);
+        if (rc != NvmlReturn.GpuIsLost)
+        {
+            Interlocked.Increment(ref _errors);
+        }
+
+        // Only identity is known; everything else stays null ("no data" is Unknown, never healthy).
+        return new GpuSample { Index = index, Uuid = uuid, PciBusId = pci, Lost = rc == NvmlReturn.GpuIsLost };
+    }
+
+    private static unsafe string Text(byte* buffer, int length)
+    {
+        var span = new ReadOnlySpan<byte>(buffer, length);
+        var end = span.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(end < 0 ? span : span[..end]);
+    }
+}

@@ -1,0 +1,182 @@
+using System.Runtime.InteropServices;
+
+namespace FleetWatch.Agent.Sources.Nvml;
+
+/// <summary>NVML return codes the agent treats specially (research/gpu-health-anchors.md section 3.2).</summary>
+public enum NvmlReturn
+{
+    Success = 0,
+    Uninitialized = 1,
+    InvalidArgument = 2,
+    NotSupported = 3,
+    NoPermission = 4,
+    NotFound = 6,
+    InsufficientSize = 7,
+    DriverNotLoaded = 9,
+    Timeout = 10,
+    GpuIsLost = 15,
+    ResetRequired = 16,
+    LibRmVersionMismatch = 18,
+    Unknown = 999,
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct NvmlUtilization
+{
+    public uint Gpu;
+    public uint Memory;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct NvmlMemory
+{
+    public ulong Total;
+    public ulong Free;
+    public ulong Used;
+}
+
+/// <summary>nvmlPciInfo_t (v3 layout): legacy bus id, numbers, then the 32-byte bus id string.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct NvmlPciInfo
+{
+    public fixed byte BusIdLegacy[16];
+    public uint Domain;
+    public uint Bus;
+    public uint Device;
+    public uint PciDeviceId;
+    public uint PciSubSystemId;
+    public fixed byte BusId[32];
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct NvmlEventData
+{
+    public nint Device;
+    public ulong EventType;
+    public ulong EventData;
+    public uint GpuInstanceId;
+    public uint ComputeInstanceId;
+}
+
+/// <summary>
+/// P/Invoke declarations of libnvidia-ml.so.1 (signatures from NVIDIA/go-nvml gen/nvml/nvml.h, NVML API 13,
+/// research/gpu-health-anchors.md section 3.2). The library name "nvidia-ml" is resolved by
+/// <see cref="NvmlLibrary"/> to the configured path, so tests load a fake with the same symbols.
+/// </summary>
+internal static partial class NvmlNative
+{
+    public const string Library = "nvidia-ml";
+
+    // Enum values from nvml.h.
+    public const int TemperatureGpu = 0;
+    public const int ThresholdShutdown = 0;
+    public const int ThresholdSlowdown = 1;
+    public const int ClockSm = 1;
+    public const int ClockMem = 2;
+    public const int MemoryErrorCorrected = 0;
+    public const int MemoryErrorUncorrected = 1;
+    public const int EccVolatile = 0;
+    public const int EccAggregate = 1;
+    public const int RetirementMultipleSbe = 0;
+    public const int RetirementDbe = 1;
+    public const int NvLinkReplay = 0;
+    public const int NvLinkRecovery = 1;
+    public const int NvLinkCrcFlit = 2;
+    public const int NvLinkCrcData = 3;
+    public const int MaxNvLinks = 18;
+    public const ulong EventXidCriticalError = 0x8;
+    public const ulong EventGpuUnavailable = 0x4000;
+
+    [LibraryImport(Library, EntryPoint = "nvmlInit_v2")]
+    public static partial NvmlReturn Init();
+
+    [LibraryImport(Library, EntryPoint = "nvmlShutdown")]
+    public static partial NvmlReturn Shutdown();
+
+    [LibraryImport(Library, EntryPoint = "nvmlSystemGetDriverVersion")]
+    public static unsafe partial NvmlReturn SystemGetDriverVersion(byte* version, uint length);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetCount_v2")]
+    public static partial NvmlReturn DeviceGetCount(out uint count);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetHandleByIndex_v2")]
+    public static partial NvmlReturn DeviceGetHandleByIndex(uint index, out nint device);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetUUID")]
+    public static unsafe partial NvmlReturn DeviceGetUuid(nint device, byte* uuid, uint length);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetPciInfo_v3")]
+    public static partial NvmlReturn DeviceGetPciInfo(nint device, out NvmlPciInfo pci);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetName")]
+    public static unsafe partial NvmlReturn DeviceGetName(nint device, byte* name, uint length);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetTemperature")]
+    public static partial NvmlReturn DeviceGetTemperature(nint device, int sensor, out uint temperature);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetTemperatureThreshold")]
+    public static partial NvmlReturn DeviceGetTemperatureThreshold(nint device, int threshold, out uint temperature);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetPowerUsage")]
+    public static partial NvmlReturn DeviceGetPowerUsage(nint device, out uint milliwatts);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetEnforcedPowerLimit")]
+    public static partial NvmlReturn DeviceGetEnforcedPowerLimit(nint device, out uint milliwatts);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetUtilizationRates")]
+    public static partial NvmlReturn DeviceGetUtilizationRates(nint device, out NvmlUtilization utilization);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetMemoryInfo")]
+    public static partial NvmlReturn DeviceGetMemoryInfo(nint device, out NvmlMemory memory);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetClockInfo")]
+    public static partial NvmlReturn DeviceGetClockInfo(nint device, int clock, out uint mhz);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetCurrentClocksEventReasons")]
+    public static partial NvmlReturn DeviceGetCurrentClocksEventReasons(nint device, out ulong reasons);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetTotalEccErrors")]
+    public static partial NvmlReturn DeviceGetTotalEccErrors(nint device, int errorType, int counterType, out ulong count);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetRetiredPages")]
+    public static partial NvmlReturn DeviceGetRetiredPages(nint device, int cause, ref uint pageCount, nint addresses);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetRetiredPagesPendingStatus")]
+    public static partial NvmlReturn DeviceGetRetiredPagesPendingStatus(nint device, out int pending);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetRemappedRows")]
+    public static partial NvmlReturn DeviceGetRemappedRows(nint device, out uint corrected, out uint uncorrected, out uint pending, out uint failure);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetPcieReplayCounter")]
+    public static partial NvmlReturn DeviceGetPcieReplayCounter(nint device, out uint value);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetCurrPcieLinkGeneration")]
+    public static partial NvmlReturn DeviceGetCurrPcieLinkGeneration(nint device, out uint value);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetCurrPcieLinkWidth")]
+    public static partial NvmlReturn DeviceGetCurrPcieLinkWidth(nint device, out uint value);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetMaxPcieLinkGeneration")]
+    public static partial NvmlReturn DeviceGetMaxPcieLinkGeneration(nint device, out uint value);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetMaxPcieLinkWidth")]
+    public static partial NvmlReturn DeviceGetMaxPcieLinkWidth(nint device, out uint value);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetNvLinkState")]
+    public static partial NvmlReturn DeviceGetNvLinkState(nint device, uint link, out int active);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetNvLinkErrorCounter")]
+    public static partial NvmlReturn DeviceGetNvLinkErrorCounter(nint device, uint link, int counter, out ulong value);
+
+    [LibraryImport(Library, EntryPoint = "nvmlEventSetCreate")]
+    public static partial NvmlReturn EventSetCreate(out nint set);
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceRegisterEvents")]
+    public static partial NvmlReturn DeviceRegisterEvents(nint device, ulong eventTypes, nint set);
+
+    [LibraryImport(Library, EntryPoint = "nvmlEventSetWait_v2")]
+    public static partial NvmlReturn EventSetWait(nint set, out NvmlEventData data, uint timeoutMs);
+
+    [LibraryImport(Library, EntryPoint = "nvmlEventSetFree")]
+    public static partial NvmlReturn EventSetFree(nint set);
+}

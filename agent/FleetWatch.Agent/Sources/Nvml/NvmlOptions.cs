@@ -1,0 +1,20 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace FleetWatch.Agent.Sources.Nvml;
+
+/// <summary>NVML source options (section <c>FleetWatch:Nvml</c>).</summary>
+public sealed class NvmlOptions
+{
+    public const string Section = "FleetWatch:Nvml";
+
+    /// <summary>Path or soname of the NVML library; tests point it at a fake with the same symbols.</summary>
+    [Required]
+    public string LibraryPath { get; set; } = NvmlLibrary.DefaultPath;
+
+    /// <summary>
+    /// A read of all GPUs that takes longer is reported as a driver hang (rule 31 uses 10 s for one call; a
+    /// whole read at a 1 s tick that has not returned in 5 s is already stuck).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan ReadTimeout { get; set; } = TimeSpan.FromSeconds(5);
+}

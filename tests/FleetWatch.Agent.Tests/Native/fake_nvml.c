@@ -1,0 +1,69 @@
+/* A stand-in for libnvidia-ml.so.1 with the symbols the FleetWatch agent calls, so the real P/Invoke and
+ * watchdog paths run in tests on machines without a GPU. Values are scripted through fake_nvml_set().
+ * Return codes and enum values follow nvml.h (research/gpu-health-anchors.md section 3.2). */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef int nvmlReturn_t;
+typedef void *nvmlDevice_t;
+enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, GPU_IS_LOST = 15, DRIVER_NOT_LOADED = 9 };
+
+static long long g_count = 8, g_lost = -1, g_hang_ms = 0, g_nvlink = 18, g_dbe = 0, g_init_fail = 0, g_inited = 0, g_calls = 0;
+
+int fake_nvml_set(const char *key, long long value) {
+    if (!strcmp(key, "count")) g_count = value;
+    else if (!strcmp(key, "lost_index")) g_lost = value;
+    else if (!strcmp(key, "hang_ms")) g_hang_ms = value;
+    else if (!strcmp(key, "nvlinks")) g_nvlink = value;
+    else if (!strcmp(key, "dbe")) g_dbe = value;
+    else if (!strcmp(key, "init_fail")) g_init_fail = value;
+    else return -1;
+    return 0;
+}
+long long fake_nvml_calls(void) { return g_calls; }
+
+#define DEV(d) ((long)(d) - 1)
+#define GUARD(d) do { g_calls++; if (!g_inited) return UNINIT; if (DEV(d) < 0 || DEV(d) >= g_count) return INVALID; if (DEV(d) == g_lost) return GPU_IS_LOST; } while (0)
+
+nvmlReturn_t nvmlInit_v2(void) { g_calls++; if (g_init_fail) return DRIVER_NOT_LOADED; g_inited = 1; return OK; }
+nvmlReturn_t nvmlShutdown(void) { g_inited = 0; return OK; }
+nvmlReturn_t nvmlSystemGetDriverVersion(char *v, unsigned int n) { snprintf(v, n, "fake-570.00"); return OK; }
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *c) { g_calls++; if (!g_inited) return UNINIT; *c = (unsigned)g_count; return OK; }
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *d) { g_calls++; if (i >= g_count) return INVALID; *d = (nvmlDevice_t)(long)(i + 1); return OK; }
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *u, unsigned int n) { GUARD(d); snprintf(u, n, "GPU-fa4e0000-0000-0000-0000-%012ld", DEV(d)); return OK; }
+typedef struct { char legacy[16]; unsigned domain, bus, device, pciDeviceId, pciSubSystemId; char busId[32]; } nvmlPciInfo_t;
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, nvmlPciInfo_t *p) {
+    GUARD(d); memset(p, 0, sizeof *p); p->bus = 0x18 + 0x10 * DEV(d);
+    snprintf(p->busId, sizeof p->busId, "00000000:%02X:00.0", p->bus); return OK; }
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *s, unsigned int n) { GUARD(d); snprintf(s, n, "Fake H100 80GB HBM3"); return OK; }
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t d, int sensor, unsigned int *t) { GUARD(d); *t = 40 + DEV(d); return OK; }
+nvmlReturn_t nvmlDeviceGetTemperatureThreshold(nvmlDevice_t d, int type, unsigned int *t) { GUARD(d); *t = type == 0 ? 92 : 90; return OK; }
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *mw) {
+    GUARD(d); if (g_hang_ms > 0) usleep((useconds_t)(g_hang_ms * 1000)); *mw = 600000 + 1000 * DEV(d); return OK; }
+nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t d, unsigned int *mw) { GUARD(d); *mw = 700000; return OK; }
+typedef struct { unsigned gpu, memory; } nvmlUtilization_t;
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) { GUARD(d); u->gpu = 97; u->memory = 40; return OK; }
+typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) { GUARD(d); m->total = 85520809984ULL; m->used = 64424509440ULL; m->free = m->total - m->used; return OK; }
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t d, int type, unsigned int *mhz) { GUARD(d); *mhz = type == 1 ? 1980 : 2619; return OK; }
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t d, unsigned long long *r) { GUARD(d); *r = 0x4; return OK; }
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, int type, int counter, unsigned long long *c) { GUARD(d); *c = type == 1 ? (unsigned long long)g_dbe : 3; return OK; }
+/* Pre-Ampere page retirement: not supported on this (Hopper-like) fake. */
+nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t d, int cause, unsigned int *n, unsigned long long *a) { GUARD(d); return NOT_SUPPORTED; }
+nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t d, int *p) { GUARD(d); return NOT_SUPPORTED; }
+nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned *c, unsigned *u, unsigned *p, unsigned *f) { GUARD(d); *c = 1; *u = 0; *p = 0; *f = 0; return OK; }
+nvmlReturn_t nvmlDeviceGetPcieReplayCounter(nvmlDevice_t d, unsigned int *v) { GUARD(d); *v = 2; return OK; }
+nvmlReturn_t nvmlDeviceGetCurrPcieLinkGeneration(nvmlDevice_t d, unsigned int *v) { GUARD(d); *v = 5; return OK; }
+nvmlReturn_t nvmlDeviceGetCurrPcieLinkWidth(nvmlDevice_t d, unsigned int *v) { GUARD(d); *v = 16; return OK; }
+nvmlReturn_t nvmlDeviceGetMaxPcieLinkGeneration(nvmlDevice_t d, unsigned int *v) { GUARD(d); *v = 5; return OK; }
+nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t d, unsigned int *v) { GUARD(d); *v = 16; return OK; }
+nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t d, unsigned int link, int *active) {
+    GUARD(d); if (g_nvlink == 0) return NOT_SUPPORTED; if (link >= g_nvlink) return INVALID; *active = 1; return OK; }
+nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t d, unsigned int link, int counter, unsigned long long *v) {
+    GUARD(d); if (g_nvlink == 0) return NOT_SUPPORTED; *v = (unsigned long long)(counter * 10 + link); return OK; }
+typedef struct { nvmlDevice_t device; unsigned long long eventType, eventData; unsigned gi, ci; } nvmlEventData_t;
+nvmlReturn_t nvmlEventSetCreate(void **set) { *set = (void *)1; return OK; }
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, void *set) { GUARD(d); return OK; }
+nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsigned int timeoutms) { usleep(timeoutms * 1000); return 10; /* TIMEOUT */ }
+nvmlReturn_t nvmlEventSetFree(void *set) { return OK; }
