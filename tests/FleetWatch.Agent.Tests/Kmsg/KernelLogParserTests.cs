@@ -185,6 +185,26 @@ public sealed class KernelLogParserTests
     }
 
     [Fact]
+    public void A_cut_event_glued_to_a_whole_one_yields_the_whole_one()
+    {
+        KernelLogParser.Parse("[  100.100000] NVRM: Xid (PCI:0000:3b[  100.200000] NVRM: Xid (PCI:0000:5d:00): 13, Graphics Exception"u8, out var ev);
+        Assert.Equal(("0000:5d:00", 13, 100200000L), (ev!.Pci, ev.Xid, ev.UptimeMicroseconds));
+
+        KernelLogParser.Parse("nvidia-nvswitch0: SXid (PCI:0000:05Nov 29 h kernel: nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 20034, Fatal"u8, out ev);
+        Assert.Equal(("0000:05:00", 20034), (ev!.Pci, ev.Xid));
+
+        // Two cut ones: still one malformed line.
+        Assert.Equal(KernelLogLineResult.Malformed, KernelLogParser.Parse("NVRM: Xid (PCI:0000:3bNVRM: GPU at PCI:0000:3b:00: GPU-12"u8, out _));
+    }
+
+    [Fact]
+    public void Printk_caller_ids_after_the_uptime_are_not_uptimes()
+    {
+        KernelLogParser.Parse("[ 1234.567890][ T1234] NVRM: Xid (PCI:0000:3b:00): 31, Ch"u8, out var ev);
+        Assert.Equal(1234567890L, ev!.UptimeMicroseconds);
+    }
+
+    [Fact]
     public void Kmsg_uptime_comes_from_the_header_not_from_a_bracket_in_the_text()
     {
         KernelLogParser.Parse("6,10,999,-;[ 5.000000] NVRM: Xid (PCI:0000:3b:00): 31, Ch"u8, out var ev);

@@ -53,6 +53,9 @@ public static class KernelLogParser
             uptime = header.Microseconds;
         }
 
+        // A line glued to the next by a damaged capture can hold a cut event and then a whole one: a cut
+        // occurrence does not end the search, the first complete event wins.
+        var sawMalformed = false;
         var searchFrom = 0;
         while (true)
         {
@@ -63,7 +66,8 @@ public static class KernelLogParser
             }
 
             at += searchFrom;
-            var after = body[(at + 6)..];
+            searchFrom = at + 6;
+            var after = body[searchFrom..];
             KernelLogLineResult result;
             if (after.StartsWith("Xid"u8))
             {
@@ -79,39 +83,50 @@ public static class KernelLogParser
             }
             else
             {
-                searchFrom = at + 6;
                 continue;
             }
 
-            return Finish(result, ref ev, isKmsg, body[..at], sequence, uptime);
+            if (result == KernelLogLineResult.Event)
+            {
+                return Finish(ref ev, isKmsg, body[..at], sequence, uptime);
+            }
+
+            sawMalformed |= result == KernelLogLineResult.Malformed;
         }
 
-        var sxid = body.IndexOf("SXid ("u8);
-        if (sxid >= 0)
+        searchFrom = 0;
+        while (true)
         {
-            var result = ParseSxid(body[(sxid + 5)..], out ev);
-            return Finish(result, ref ev, isKmsg, body[..sxid], sequence, uptime);
+            var at = body[searchFrom..].IndexOf("SXid ("u8);
+            if (at < 0)
+            {
+                break;
+            }
+
+            at += searchFrom;
+            searchFrom = at + 6;
+            var result = ParseSxid(body[(at + 5)..], out ev);
+            if (result == KernelLogLineResult.Event)
+            {
+                return Finish(ref ev, isKmsg, body[..at], sequence, uptime);
+            }
+
+            sawMalformed |= result == KernelLogLineResult.Malformed;
         }
 
-        return KernelLogLineResult.None;
+        ev = null;
+        return sawMalformed ? KernelLogLineResult.Malformed : KernelLogLineResult.None;
     }
 
-    private static KernelLogLineResult Finish(
-        KernelLogLineResult result, ref KernelLogEvent? ev, bool isKmsg, ReadOnlySpan<byte> prefix, long? sequence, long? uptime)
+    private static KernelLogLineResult Finish(ref KernelLogEvent? ev, bool isKmsg, ReadOnlySpan<byte> prefix, long? sequence, long? uptime)
     {
-        if (result != KernelLogLineResult.Event)
-        {
-            ev = null;
-            return result;
-        }
-
         if (!isKmsg)
         {
             uptime = FindBracketUptime(prefix);
         }
 
         ev = ev! with { Sequence = sequence, UptimeMicroseconds = uptime };
-        return result;
+        return KernelLogLineResult.Event;
     }
 
     // After "NVRM: Xid": " (PCI:0000:3b:00): 79, pid=1234, name=python, message".
@@ -349,26 +364,26 @@ public static class KernelLogParser
         return true;
     }
 
-    // "[ 12345.678901]" immediately in the prefix (dmesg, or journal "kernel: [ 123.4] "); dmesg -T's
-    // "[Fri Nov 29 ...]" and "dmesg -d" deltas "[  +0.000004]" are not uptimes.
+    // The "[seconds.micros]" stamp nearest before the event text: dmesg's, or the kernel's after a journal
+    // "kernel: " (nearest, so that "[ 1.5][ T123]" caller ids and a glued earlier line do not mislead).
+    // dmesg -T's "[Fri Nov 29 ...]" and dmesg -d's "[  +0.000004]" deltas are not uptimes.
     private static long? FindBracketUptime(ReadOnlySpan<byte> prefix)
     {
-        var from = 0;
-        while (from < prefix.Length)
+        var end = prefix.Length;
+        while (end > 0)
         {
-            var open = prefix[from..].IndexOf((byte)'[');
+            var open = prefix[..end].LastIndexOf((byte)'[');
             if (open < 0)
             {
                 return null;
             }
 
-            open += from;
-            if ((open == 0 || prefix[open - 1] == (byte)' ') && TryParseBracket(prefix[(open + 1)..], out var usec))
+            if (TryParseBracket(prefix[(open + 1)..], out var usec))
             {
                 return usec;
             }
 
-            from = open + 1;
+            end = open;
         }
 
         return null;

@@ -9,7 +9,7 @@ N01_eras_hosts   other driver eras and hosts: r3xx Xids without PCI: or pid, 8-h
                  upper digits, journalctl short-monotonic, dmesg -x, RFC 5424 syslog, ISO without fraction,
                  single-digit days, kmsg '+' flags and several header fields, and NVRM decoys that are not events
 N02_damage       mixed CRLF/LF, every cut of an Xid, SXid and UUID line, invalid UTF-8 of several kinds, NULs,
-                 a line broken in two, blank lines, a 20 KB noise line and a 12 KB Xid line, a cut last line
+                 a line broken in two, two lines glued (the first cut), blank lines, a 20 KB noise line and a 12 KB Xid line, a cut last line
                  without a newline
 
 <name>.malformed.txt holds how many lines of the capture are event lines cut before their number or UUID
@@ -227,6 +227,9 @@ def n02():
     c.add(syslog % 10 + "NVRM: Xid (PCI:0000:2a:00): 64, pid=2033129, Row Remapper: Failed to mark row (0x07f4a21d",
           obj("xid", "0000:2a:00", 64, 2033129, message="Row Remapper: Failed to mark row (0x07f4a21d"))
     c.add("b3) for remapping, GPU memory failure.")
+    # Two lines glued by a lost newline, the first cut: the whole second event is the line's event.
+    c.add(syslog % 10 + "NVRM: Xid (PCI:0000:2a" + syslog % 10 + xid_text("PCI:0000:2a:00", 119, "Timeout after 6s of waiting for RPC response from GPU2 GSP!", pid=9, name="python"),
+          obj("xid", "0000:2a:00", 119, 9, "python", "Timeout after 6s of waiting for RPC response from GPU2 GSP!"))
 
     # A 20 KB noise line, then an event whose line number must still be right; then a 12 KB Xid line.
     c.add(syslog % 11 + "audit: type=1327 proctitle=" + "".join(rng.choice("0123456789ABCDEF") for _ in range(20000)))
