@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 
 namespace FleetWatch.Agent.Sources.Infiniband;
 
@@ -15,10 +14,7 @@ public static class InfinibandServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddSysfsInfiniband(this IServiceCollection services, IConfiguration configuration)
     {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(configuration);
-        services.AddOptions<SysfsInfinibandOptions>().Bind(configuration.GetSection(SysfsInfinibandOptions.SectionName)).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SysfsInfinibandOptions>, SysfsInfinibandOptionsValidator>());
+        services.AddValidatedSourceOptions<SysfsInfinibandOptions, SysfsInfinibandOptionsValidator>(configuration, SysfsInfinibandOptions.SectionName);
         services.TryAddSingleton<SysfsInfinibandSource>();
         services.TryAddSingleton<IInfinibandSource>(sp => sp.GetRequiredService<SysfsInfinibandSource>());
         return services;

@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
 
 namespace FleetWatch.Agent.Sources.Kmsg;
 
@@ -15,10 +14,7 @@ public static class KmsgServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddKmsgXidWatcher(this IServiceCollection services, IConfiguration configuration)
     {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(configuration);
-        services.AddOptions<KmsgXidWatcherOptions>().Bind(configuration.GetSection(KmsgXidWatcherOptions.SectionName)).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<KmsgXidWatcherOptions>, KmsgXidWatcherOptionsValidator>());
+        services.AddValidatedSourceOptions<KmsgXidWatcherOptions, KmsgXidWatcherOptionsValidator>(configuration, KmsgXidWatcherOptions.SectionName);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<KmsgXidWatcher>();
         services.AddSingleton<IXidSource>(sp => sp.GetRequiredService<KmsgXidWatcher>());
