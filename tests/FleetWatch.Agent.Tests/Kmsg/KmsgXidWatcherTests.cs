@@ -158,6 +158,23 @@ public sealed class KmsgXidWatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task Cancellation_ends_the_enumeration_without_throwing_and_saves_the_position()
+    {
+        CopyFixture();
+        var watcher = Watcher(Options());
+        using var cts = new CancellationTokenSource();
+        var seen = new List<long?>();
+        await foreach (var e in watcher.WatchAsync(cts.Token).WithCancellation(cts.Token))
+        {
+            seen.Add(e.KmsgSequence);
+            await cts.CancelAsync();
+        }
+
+        Assert.Equal([8L], seen);
+        Assert.Contains("\"LastSequence\":9", await File.ReadAllTextAsync(StatePath), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_missing_log_is_retried_until_it_appears()
     {
         var watcher = Watcher(Options());
