@@ -160,7 +160,7 @@ public sealed class KernelLogParserTests
         byte[] xid = [.. "[ 12.000001] NVRM: Xid (PCI:0000:3b:00): 31, Ch 0000"u8, 0, .. "0010"u8];
         Assert.Equal(KernelLogLineResult.Event, KernelLogParser.Parse(xid, out var ev));
         Assert.Equal((31, 12000001L), (ev!.Xid, ev.UptimeMicroseconds));
-        Assert.Equal("Ch 0000\u00000010", ev.Message);
+        Assert.Equal("Ch 0000\uFFFD0010", ev.Message); // damage is marked, not passed on as a NUL
 
         // A NUL inside the kmsg header breaks the header, not the event.
         byte[] header = [.. "4,50"u8, 0, .. "12,1615067271,-;NVRM: Xid (PCI:0000:18:00): 48, DBE"u8];

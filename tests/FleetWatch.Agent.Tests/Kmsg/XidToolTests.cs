@@ -79,6 +79,21 @@ public sealed class XidToolTests
     }
 
     [Fact]
+    public async Task A_broken_stdout_is_reported_as_an_output_failure_not_as_bad_input()
+    {
+        var log = string.Concat(Enumerable.Range(0, 2000).Select(i => $"NVRM: Xid (PCI:0000:3b:00): 13, event {i}\n"));
+        var stderr = new StringWriter();
+        var code = await XidTool.RunAsync(["--input", "-"], () => new MemoryStream(Encoding.UTF8.GetBytes(log)), new BrokenWriter(), stderr);
+        Assert.Equal(1, code);
+        Assert.StartsWith("xid: cannot write output: Broken pipe", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    private sealed class BrokenWriter : StringWriter
+    {
+        public override void Write(StringBuilder? value) => throw new IOException("Broken pipe");
+    }
+
+    [Fact]
     public async Task Empty_input_prints_nothing_and_exits_0()
     {
         var (code, stdout, stderr) = await Run(["--input", "-"], []);

@@ -320,7 +320,7 @@ public static class KernelLogParser
         }
 
         // TASK_COMM_LEN is 16, so a real name is short; cap whatever a damaged line holds.
-        return Encoding.UTF8.GetString(value[..Math.Min(value.Length, 64)]);
+        return Clean(Encoding.UTF8.GetString(value[..Math.Min(value.Length, 64)]));
     }
 
     private static ReadOnlySpan<byte> TakePciRun(ReadOnlySpan<byte> s, out ReadOnlySpan<byte> rest)
@@ -434,6 +434,7 @@ public static class KernelLogParser
     }
 
     // Invalid UTF-8 becomes U+FFFD rather than ending the message: the valid text before and after it survives.
+    // So do control characters (a NUL in a capture): they are damage, and NULs break C strings and databases downstream.
     private static string DecodeMessage(ReadOnlySpan<byte> s)
     {
         s = s.Trim("\t \r\0"u8);
@@ -447,13 +448,28 @@ public static class KernelLogParser
             s = s[..MaxMessageChars];
         }
 
-        var text = Encoding.UTF8.GetString(s);
+        return Clean(Encoding.UTF8.GetString(s)).TrimEnd();
+    }
+
+    private static string Clean(string text)
+    {
         if (text.Length > MaxMessageChars)
         {
             text = text[..MaxMessageChars];
         }
 
-        return text.TrimEnd();
+        if (!text.AsSpan().ContainsAnyInRange('\0', '\u001f'))
+        {
+            return text;
+        }
+
+        return string.Create(text.Length, text, static (span, t) =>
+        {
+            for (var i = 0; i < t.Length; i++)
+            {
+                span[i] = t[i] < ' ' && t[i] != '\t' ? '\uFFFD' : t[i];
+            }
+        });
     }
 
     private static ReadOnlySpan<byte> TrimStart(ReadOnlySpan<byte> s) => s.TrimStart("\t "u8);

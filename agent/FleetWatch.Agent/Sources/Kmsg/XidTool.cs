@@ -61,11 +61,25 @@ public static class XidTool
                     pending.Append('\n');
                     if (pending.Length > 64 * 1024)
                     {
-                        stdout.Write(pending);
+                        try
+                        {
+                            stdout.Write(pending);
+                        }
+                        catch (IOException ex)
+                        {
+                            throw new OutputFailedException(ex);
+                        }
+
                         pending.Clear();
                     }
                 });
             }
+        }
+        catch (OutputFailedException ex)
+        {
+            // stdout went away (e.g. "| head"): not an input problem, so not exit 2.
+            await stderr.WriteLineAsync($"xid: cannot write output: {OneLine(ex.InnerException!.Message)}").ConfigureAwait(false);
+            return 1;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -75,8 +89,17 @@ public static class XidTool
             return 2;
         }
 
-        await stdout.WriteAsync(pending).ConfigureAwait(false);
-        await stdout.FlushAsync().ConfigureAwait(false);
+        try
+        {
+            await stdout.WriteAsync(pending).ConfigureAwait(false);
+            await stdout.FlushAsync().ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            await stderr.WriteLineAsync($"xid: cannot write output: {OneLine(ex.Message)}").ConfigureAwait(false);
+            return 1;
+        }
+
         await stderr.WriteLineAsync(
             $"xid: lines read {summary.Lines}, events {summary.Events}, lines skipped as malformed {summary.Malformed}")
             .ConfigureAwait(false);
@@ -138,4 +161,6 @@ public static class XidTool
     }
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ");
+
+    private sealed class OutputFailedException(IOException inner) : Exception(inner.Message, inner);
 }
