@@ -2,6 +2,10 @@ using FleetWatch.Agent.Publishing;
 using FleetWatch.Agent.Sampling;
 using FleetWatch.Agent.Simulation;
 using FleetWatch.Common;
+using FleetWatch.Agent.Sources;
+using FleetWatch.Agent.Sources.Infiniband;
+using FleetWatch.Agent.Sources.Kmsg;
+using FleetWatch.Agent.Sources.Nvml;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -31,6 +35,22 @@ public static class AgentServiceCollectionExtensions
         services.AddSingleton<SimulatedSamplerLoop>();
         services.AddHostedService(sp => sp.GetRequiredService<SimulatedSamplerLoop>());
         services.AddHostedService<DemoFaultSchedule>();
+        return services;
+    }
+
+    /// <summary>The agent on a real GPU node: NVML, kmsg Xid watcher, InfiniBand sysfs, one sample per tick.</summary>
+    public static IServiceCollection AddHardwareSources(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddValidatedOptions<NvmlOptions>(configuration, NvmlOptions.Section);
+        services.AddSingleton<NvmlGpuSource>();
+        services.AddSingleton<IGpuSource>(sp => sp.GetRequiredService<NvmlGpuSource>());
+        services.AddSingleton<IGpuPciMap>(sp => sp.GetRequiredService<NvmlGpuSource>());
+        services.AddSysfsInfiniband(configuration);
+        services.AddKmsgXidWatcher(configuration);
+        // One node name for samples and Xid events.
+        services.PostConfigure<KmsgXidWatcherOptions>(k => k.NodeName ??= configuration[$"{SamplingOptions.Section}:NodeName"]);
+        services.AddHostedService<HardwareSamplerLoop>();
+        services.AddHostedService<XidForwarder>();
         return services;
     }
 

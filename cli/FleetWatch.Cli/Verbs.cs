@@ -12,6 +12,9 @@ public static class Verbs
           controller   controller (detectors, incidents, alerts, telemetry sink)
           dashboard    operator dashboard (fleet state from the controller over the bus)
 
+        Offline tools (FORMATS.md):
+          xid          Xid / SXid / fallen-off-bus events from a kernel log as JSON Lines (--input FILE|-)
+
         Tools:
           nvml-probe   read every GPU once through the agent's NVML source and print JSON [--library PATH]
 
@@ -38,6 +41,8 @@ public static class Verbs
                 return await Hosting.FleetWatchHost.RunAsync(Hosting.Role.Controller, rest, stdout, stderr);
             case "dashboard":
                 return await Hosting.FleetWatchHost.RunAsync(Hosting.Role.Dashboard, rest, stdout, stderr);
+            case "xid":
+                return await FleetWatch.Agent.Sources.Kmsg.XidTool.RunAsync(rest, stdout, stderr);
             case "nvml-probe":
                 return await NvmlProbe.RunAsync(rest, stdout, stderr);
             default:

@@ -25,6 +25,9 @@ public sealed record NodeSample
 
     /// <summary>Rack or NVLink domain label of the node, for grouping on the dashboard and in incidents.</summary>
     public string? Rack { get; init; }
+
+    /// <summary>Why the GPU source gave nothing this tick (NVML hang, driver not loaded); null when it read fine.</summary>
+    public string? GpuSourceError { get; init; }
 }
 
 /// <summary>One GPU within a <see cref="NodeSample"/>. Null fields were not readable on this GPU.</summary>

@@ -47,18 +47,19 @@ public static class FleetWatchHost
         var rabbit = configuration.GetSection(BusOptions.Section).Get<BusOptions>()?.RabbitMq ?? new RabbitMqOptions();
         var hasAgent = role is Role.AllInOne or Role.Agent;
         var hasController = role is Role.AllInOne or Role.Controller;
+        var simulated = hasAgent && (role == Role.AllInOne || configuration.GetValue<bool>("FleetWatch:Simulation:Enabled"));
         if (hasAgent)
         {
             services.AddAgentCore(configuration);
-            if (!configuration.GetValue<bool>("FleetWatch:Simulation:Enabled"))
+            if (simulated)
             {
-                // Honest failure: hardware sources (NVML, kmsg, IB sysfs) are not wired into the agent host yet.
-                throw new InvalidOperationException(
-                    "FleetWatch:Simulation:Enabled = 'false': this build's agent runs the simulated GPU source only; " +
-                    "set FleetWatch:Simulation:Enabled=true (hardware sources: see README, 'What does not work yet')");
+                services.AddSimulatedFleet(configuration);
             }
-
-            services.AddSimulatedFleet(configuration);
+            else
+            {
+                // A real GPU node: NVML, kernel log, InfiniBand sysfs.
+                services.AddHardwareSources(configuration);
+            }
         }
 
         if (hasController)
@@ -68,7 +69,7 @@ public static class FleetWatchHost
 
         services.AddFleetWatchBus(configuration, bus =>
         {
-            if (hasAgent)
+            if (simulated)
             {
                 bus.AddAgentConsumers(instance);
             }

@@ -12,11 +12,12 @@ public sealed class NvmlUnavailableException(string message) : Exception(message
 /// a fault (PCIe cards have no NVLink). <c>GPU_IS_LOST</c> marks the GPU lost, the rule-1 signal. Every read runs
 /// under <see cref="NvmlWatchdog"/>.
 /// </summary>
-public sealed class NvmlGpuSource : IGpuSource, IDisposable
+public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
 {
     private readonly NvmlOptions _options;
     private readonly NvmlWatchdog _watchdog = new();
     private readonly Dictionary<int, (string Uuid, string? Pci)> _identity = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Uuid, int Index)> _byPci = new(StringComparer.Ordinal);
     private bool _initialized;
     private long _errors;
 
@@ -35,6 +36,19 @@ public sealed class NvmlGpuSource : IGpuSource, IDisposable
 
     public GpuReading Read(CancellationToken cancellationToken) =>
         _watchdog.Run("device read", ReadAll, _options.ReadTimeout);
+
+    /// <summary>PCI → GPU from the last NVML read, for the kmsg watcher (IGpuPciMap).</summary>
+    public bool TryGetGpu(string pciBusId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? uuid, out int? index)
+    {
+        if (_byPci.TryGetValue(pciBusId, out var gpu))
+        {
+            (uuid, index) = (gpu.Uuid, gpu.Index);
+            return true;
+        }
+
+        (uuid, index) = (null, null);
+        return false;
+    }
 
     public void Dispose()
     {
@@ -105,6 +119,10 @@ public sealed class NvmlGpuSource : IGpuSource, IDisposable
         if (uuid is not null)
         {
             _identity[index] = (uuid, pci);
+            if (pci is not null && Kmsg.PciBusId.TryNormalize(pci, out var key))
+            {
+                _byPci[key] = (uuid, index); // read by the kmsg watcher on its own thread
+            }
         }
 
         string? name = Check(NvmlNative.DeviceGetName(device, buffer, 96), ref lost) ? Text(buffer, 96) : null;

@@ -1,0 +1,60 @@
+using FleetWatch.Integration.Tests.Support;
+
+namespace FleetWatch.Integration.Tests.Rabbit;
+
+/// <summary>
+/// The agent in hardware mode: the real NVML P/Invoke path (fake libnvidia-ml.so.1), the kmsg watcher on a
+/// kmsg-format file, IB sysfs from a fixture tree; through the real RabbitMQ to the controller and a webhook.
+/// </summary>
+[Collection("rabbitmq")]
+public sealed class HardwareAgentTests
+{
+    [Fact]
+    public async Task Kernel_log_xid79_by_pci_id_becomes_an_alert_on_the_right_gpu()
+    {
+        var vhost = await RabbitAdmin.CreateVirtualHostAsync("fw-hw");
+        var dir = Directory.CreateTempSubdirectory("fw-hw-");
+        try
+        {
+            var kmsg = Path.Combine(dir.FullName, "kmsg");
+            await File.WriteAllTextAsync(kmsg, "6,100,1000,-;Linux version 6.1.0 (fixture)\n");
+            await using var receiver = await WebhookReceiver.StartAsync();
+            await using var controller = FleetWatchProcess.Start(
+            [
+                "controller", "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
+                "--FleetWatch:Alerting:Webhooks:0:Name=oncall", $"--FleetWatch:Alerting:Webhooks:0:Url={receiver.Url}",
+            ]);
+            await using var agent = FleetWatchProcess.Start(
+            [
+                "agent", "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
+                "--FleetWatch:Agent:NodeName=hw-node-1",
+                $"--FleetWatch:Nvml:LibraryPath={Path.Combine(AppContext.BaseDirectory, "native", "libnvidia-ml.so.1")}",
+                $"--FleetWatch:Agent:Infiniband:Root={Path.Combine(Repo.Root, "tests", "FleetWatch.Agent.Tests", "Fixtures", "infiniband", "cx7")}",
+                $"--FleetWatch:Agent:Kmsg:Path={kmsg}",
+                $"--FleetWatch:Agent:Kmsg:StatePath={Path.Combine(dir.FullName, "kmsg.state")}",
+                "--FleetWatch:Agent:Kmsg:BootIdPath=",
+            ]);
+            string Logs() => $"\n--- controller ---\n{controller.Output}\n--- agent ---\n{agent.Output}";
+            await using var connection = await RabbitAdmin.ConnectAsync(vhost);
+            await Wait.UntilAsync(() => RabbitAdmin.ReadyAsync(connection, "fleetwatch-xid").Result >= 0, TimeSpan.FromSeconds(60), "controller queues", Logs);
+            await Task.Delay(TimeSpan.FromSeconds(4)); // NVML read at least once: the PCI → GPU map is known
+
+            // The fake NVML puts GPU 2 at PCI 00000000:38:00.0; the kernel names it by PCI id only.
+            await File.AppendAllTextAsync(kmsg, "3,101,2000,-;NVRM: Xid (PCI:0000:38:00): 79, pid=1234, name=python, GPU has fallen off the bus.\n");
+
+            await Wait.UntilAsync(() => receiver.Posts.Any(p => Label(p.Body, "category") == "gpu_fell_off_bus"), TimeSpan.FromSeconds(30), "Xid 79 alert", Logs);
+            var post = receiver.Posts.First(p => Label(p.Body, "category") == "gpu_fell_off_bus").Body;
+            Assert.Equal("hw-node-1", Label(post, "node"));
+            Assert.Equal("2", Label(post, "gpu"));
+            Assert.DoesNotContain(receiver.Posts, p => Label(p.Body, "category") == "ib_link_down"); // the cx7 fixture ports are ACTIVE
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+            await RabbitAdmin.DeleteVirtualHostAsync(vhost);
+        }
+    }
+
+    private static string? Label(System.Text.Json.JsonElement body, string name) =>
+        body.GetProperty("alerts")[0].GetProperty("labels").TryGetProperty(name, out var v) ? v.GetString() : null;
+}
