@@ -22,7 +22,18 @@ public static class AgentServiceCollectionExtensions
         services.AddValidatedOptions<SamplingOptions>(configuration, SamplingOptions.Section);
         services.AddMetrics();
         services.AddSingleton<AgentMetrics>();
-        services.AddSingleton<ITelemetryPublisher, BusTelemetryPublisher>();
+        services.AddSingleton<BusTelemetryPublisher>();
+        services.AddValidatedOptions<SpoolOptions>(configuration, SpoolOptions.Section);
+        if (configuration.GetSection(SpoolOptions.Section).GetValue(nameof(SpoolOptions.Enabled), true))
+        {
+            services.AddSingleton<SpoolingPublisher>();
+            services.AddSingleton<ITelemetryPublisher>(sp => sp.GetRequiredService<SpoolingPublisher>());
+            services.AddHostedService(sp => sp.GetRequiredService<SpoolingPublisher>());
+        }
+        else
+        {
+            services.AddSingleton<ITelemetryPublisher>(sp => sp.GetRequiredService<BusTelemetryPublisher>());
+        }
         services.TryAddSingleton(TimeProvider.System);
         return services;
     }

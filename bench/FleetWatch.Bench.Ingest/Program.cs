@@ -61,7 +61,8 @@ using var controller = Start(Bus("controller", "--urls", $"http://127.0.0.1:{con
     "--FleetWatch:Alerting:Webhooks:0:Name=bench", $"--FleetWatch:Alerting:Webhooks:0:Url={hookUrl}"));
 await Task.Delay(5000);
 using var agent = Start(Bus("agent", "--urls", "http://127.0.0.1:0", "--FleetWatch:Simulation:Enabled=true",
-    $"--FleetWatch:Simulation:Nodes={nodes}", "--FleetWatch:Simulation:DemoFaults=false", "--FleetWatch:Agent:MaxPublishesInFlight=256"));
+    $"--FleetWatch:Simulation:Nodes={nodes}", "--FleetWatch:Simulation:DemoFaults=false", "--FleetWatch:Agent:MaxPublishesInFlight=256",
+    $"--FleetWatch:Agent:Spool:Path={Path.Combine(Path.GetTempPath(), vhost)}"));
 
 var bus = MassTransit.Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host("127.0.0.1", 5672, vhost, h => { h.Username("guest"); h.Password("guest"); }));
 await bus.StartAsync();

@@ -29,6 +29,7 @@ public static class FleetWatchHost
         ["FleetWatch:Simulation:Nodes"] = "128",
         ["FleetWatch:Simulation:GpusPerNode"] = "8",
         ["FleetWatch:Simulation:DemoFaults"] = "true",
+        ["FleetWatch:Agent:Spool:Enabled"] = "false", // in-memory bus: no broker to be away
     };
 
     public static WebApplication Build(Role role, string[] args, Action<WebApplicationBuilder>? configure = null)

@@ -33,6 +33,7 @@ public sealed class HardwareAgentTests
                 $"--FleetWatch:Agent:Kmsg:Path={kmsg}",
                 $"--FleetWatch:Agent:Kmsg:StatePath={Path.Combine(dir.FullName, "kmsg.state")}",
                 "--FleetWatch:Agent:Kmsg:BootIdPath=",
+                $"--FleetWatch:Agent:Spool:Path={Path.Combine(dir.FullName, "spool")}",
             ]);
             string Logs() => $"\n--- controller ---\n{controller.Output}\n--- agent ---\n{agent.Output}";
             await using var connection = await RabbitAdmin.ConnectAsync(vhost);

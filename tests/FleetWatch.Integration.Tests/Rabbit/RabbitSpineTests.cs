@@ -30,6 +30,7 @@ public sealed class RabbitSpineTests
             [
                 "agent", "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
                 "--FleetWatch:Simulation:Enabled=true", "--FleetWatch:Simulation:Nodes=4", "--FleetWatch:Simulation:DemoFaults=false",
+                $"--FleetWatch:Agent:Spool:Path={Path.Combine(Path.GetTempPath(), vhost)}",
             ]);
             string Logs() => $"\n--- controller ---\n{controller.Output}\n--- agent ---\n{agent.Output}";
 

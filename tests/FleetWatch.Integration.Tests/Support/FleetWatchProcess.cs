@@ -63,6 +63,20 @@ public sealed class FleetWatchProcess : IAsyncDisposable
         }
     }
 
+    public int Id => _process.Id;
+
+    /// <summary>SIGTERM, as systemd and Kubernetes stop a service, then wait (bounded) for a clean exit.</summary>
+    public async Task TerminateAsync(TimeSpan limit)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var cts = new CancellationTokenSource(limit);
+        await _process.WaitForExitAsync(cts.Token);
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)
