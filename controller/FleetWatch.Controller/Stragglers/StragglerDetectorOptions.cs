@@ -84,7 +84,7 @@ public sealed class StragglerDetectorOptions
     /// <see cref="HangPauseMargin"/> × that pause, but never beyond this many median step intervals, so a hang is still
     /// raised within a few step times. [FW]
     /// </summary>
-    public double HangMaxMedianSteps { get; set; } = 8.0;
+    public double HangMaxMedianSteps { get; set; } = 7.0;
 
     /// <summary>Margin over the longest pause the job resumed from. [FW]</summary>
     public double HangPauseMargin { get; set; } = 1.2;
