@@ -73,6 +73,7 @@ internal sealed class JobTracker
     private int _stepMedianNext;
     private double _maxPauseMultiple;
     private bool _hung;
+    private long _deadline = long.MaxValue;
 
     public JobTracker(string name, StragglerDetectorOptions options, StragglerCounters counters)
     {
@@ -96,20 +97,7 @@ internal sealed class JobTracker
     public string Name { get; }
 
     /// <summary>When the job will be declared hung if nothing arrives; null while unarmed or already hung.</summary>
-    public long? HangDeadlineMs
-    {
-        get
-        {
-            if (_hung || _lastProgressMs == None || _intervalCount < _o.MinIntervalsForHang)
-            {
-                return null;
-            }
-
-            // A job that resumed from a long pause (checkpoint) gets that much more slack, within the cap (section 5.3).
-            var multiple = Math.Clamp(_o.HangPauseMargin * _maxPauseMultiple, _o.HangMedianSteps, _o.HangMaxMedianSteps);
-            return _lastProgressMs + (long)Math.Ceiling(multiple * _medianInterval);
-        }
-    }
+    public long? HangDeadlineMs => _deadline == long.MaxValue ? null : _deadline;
 
     public StragglerJobSummary Summary() =>
         new(Name, _ranksSeen, _distinctSteps, _medianInterval, _maxStep == None ? -1 : _maxStep, _hung, _flaggedCount);
@@ -169,12 +157,14 @@ internal sealed class JobTracker
 
     public void CheckHang(long nowMs, List<StragglerFinding> findings)
     {
-        if (HangDeadlineMs is not { } deadline || nowMs < deadline)
+        var deadline = _deadline;
+        if (nowMs < deadline)
         {
             return;
         }
 
         _hung = true;
+        _deadline = long.MaxValue;
         var suspects = new List<int>();
         for (var r = 0; r < _rankEnd; r++)
         {
@@ -240,6 +230,22 @@ internal sealed class JobTracker
             _hung = false;
             findings.Add(new HangCleared(Name, endMs, step));
         }
+
+        UpdateDeadline();
+    }
+
+    /// <summary>Recomputed only when its inputs change (progress, a new interval), so the per-report clock check is one compare.</summary>
+    private void UpdateDeadline()
+    {
+        if (_hung || _lastProgressMs == None || _intervalCount < _o.MinIntervalsForHang)
+        {
+            _deadline = long.MaxValue;
+            return;
+        }
+
+        // A job that resumed from a long pause (checkpoint) gets that much more slack, within the cap (section 5.3).
+        var multiple = Math.Clamp(_o.HangPauseMargin * _maxPauseMultiple, _o.HangMedianSteps, _o.HangMaxMedianSteps);
+        _deadline = _lastProgressMs + (long)Math.Ceiling(multiple * _medianInterval);
     }
 
     private void Store(int rank, long step, long endMs, double durationMs)
@@ -500,6 +506,7 @@ internal sealed class JobTracker
         _intervalNext = (_intervalNext + 1) % _intervals.Length;
         _intervalCount = Math.Min(_intervalCount + 1, _intervals.Length);
         _medianInterval = Selection.Median(_intervals.AsSpan(0, _intervalCount), _intervalScratch);
+        UpdateDeadline();
     }
 
     private int GroupIndexOf(string name)
