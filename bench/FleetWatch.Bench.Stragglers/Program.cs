@@ -8,7 +8,7 @@ namespace FleetWatch.Bench.Stragglers;
 /// <summary>
 /// Straggler detector benchmark (issue 5): analysis time per step at 1,024 and 10,240 ranks, detection delay by
 /// slowdown factor, and precision / recall on generated traces. Run in Release:
-/// <c>dotnet run -c Release --project bench/FleetWatch.Bench.Stragglers</c> (add <c>--quick</c> for a short run).
+/// <c>dotnet run -c Release --project bench/FleetWatch.Bench.Stragglers</c> (<c>--quick</c> for a short run, <c>--traces N</c> for more precision/recall traces).
 /// </summary>
 public static class Program
 {
@@ -24,7 +24,8 @@ public static class Program
         Console.WriteLine();
         DelayByFactor(quick ? 2 : 6);
         Console.WriteLine();
-        PrecisionRecall(quick ? 4 : 12);
+        var traces = Array.IndexOf(args, "--traces") is var i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : 0;
+        PrecisionRecall(traces > 0 ? traces : quick ? 4 : 12);
         return 0;
     }
 

@@ -63,6 +63,7 @@ internal sealed class JobTracker
     private long _lastProgressMs = None;
     private long _distinctSteps;
     private int _winPos;
+    private int _sinceEvaluation;
     private readonly double[] _intervals;
     private readonly double[] _intervalScratch;
     private int _intervalCount;
@@ -183,6 +184,8 @@ internal sealed class JobTracker
         _maxStep = step;
         _lastClosed = step - 1;
         _winPos = 0;
+        _sinceEvaluation = 0;
+        Array.Fill(_win, float.NaN);
     }
 
     private void Restart(in StepReport report, List<StragglerFinding> findings)
@@ -386,9 +389,11 @@ internal sealed class JobTracker
             _win[(r * _w) + k] = x;
         }
 
-        if (++_winPos == _w)
+        // The window is a ring of the last WindowSteps scored steps, judged every WindowHopSteps steps.
+        _winPos = (_winPos + 1) % _w;
+        if (++_sinceEvaluation == _o.WindowHopSteps)
         {
-            _winPos = 0;
+            _sinceEvaluation = 0;
             EvaluateWindow(step, endMs, findings);
         }
     }

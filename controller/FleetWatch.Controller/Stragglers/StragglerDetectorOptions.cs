@@ -24,6 +24,12 @@ public sealed class StragglerDetectorOptions
     /// </summary>
     public int WindowSteps { get; set; } = 16;
 
+    /// <summary>
+    /// Steps between two window verdicts. Half a window [FW]: verdicts come twice as often, so a slowdown is flagged
+    /// sooner, while "≥ 2 of the last 3 verdicts" still spans two windows' worth of distinct steps.
+    /// </summary>
+    public int WindowHopSteps { get; set; } = 8;
+
     /// <summary>A rank needs at least this many reported steps in a window to get a verdict; fewer is Unknown, never healthy.</summary>
     public int MinSamplesPerWindow { get; set; } = 8;
 
@@ -117,6 +123,8 @@ public sealed class StragglerDetectorOptionsValidator : IValidateOptions<Straggl
 
         Require(options.WarmupSteps >= 0, nameof(options.WarmupSteps), options.WarmupSteps, "must be ≥ 0");
         Require(options.WindowSteps is >= 4 and <= 256, nameof(options.WindowSteps), options.WindowSteps, "must be in [4, 256]");
+        Require(options.WindowHopSteps >= 1 && options.WindowHopSteps <= options.WindowSteps,
+            nameof(options.WindowHopSteps), options.WindowHopSteps, "must be in [1, WindowSteps]");
         Require(options.MinSamplesPerWindow >= 1 && options.MinSamplesPerWindow <= options.WindowSteps,
             nameof(options.MinSamplesPerWindow), options.MinSamplesPerWindow, "must be in [1, WindowSteps]");
         Require(options.PersistenceWindows is >= 1 and <= 16, nameof(options.PersistenceWindows), options.PersistenceWindows, "must be in [1, 16]");
