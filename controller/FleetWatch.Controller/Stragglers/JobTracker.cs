@@ -123,6 +123,13 @@ internal sealed class JobTracker
 
             Restart(report, findings);
         }
+        else if (step <= _maxStep && !double.IsNaN(_medianInterval)
+                 && _slotStep[(int)(step % _slots)] == step && report.EndMs > _slotEnd[(int)(step % _slots)] + (0.5 * _medianInterval))
+        {
+            // A step still open (not yet analysed) reported again much later: the job restarted from a checkpoint at
+            // its newest step (for example after a hang in that step).
+            Restart(report, findings);
+        }
 
         NoteProgress(report.EndMs, step, findings);
         var rank = report.Rank;

@@ -118,6 +118,21 @@ public sealed class StragglerDetectorTests
     }
 
     [Fact]
+    public void RestartAtTheHungStep_IsARestart()
+    {
+        // The job hangs in step 120 (never analysed: no later step arrived) and restarts from a checkpoint at step 120.
+        var firstRun = Generate(121, (r, _) => r == 7 ? 1.5 : 1.0, seed: 2);
+        var secondRun = Generate(100, (_, _) => 1.0, seed: 4, firstStep: 120, startMs: firstRun[^1].EndMs + 300_000);
+        var detector = new StragglerDetector(new StragglerDetectorOptions());
+        var findings = Run([.. firstRun, .. secondRun], detector);
+
+        Assert.Equal(1, detector.Counters.Restarts);
+        Assert.Equal(0, detector.Counters.Duplicates);
+        Assert.Equal(StragglerClearReason.JobRestarted, Assert.Single(findings.OfType<StragglerCleared>()).Reason);
+        Assert.Single(findings.OfType<HangCleared>());
+    }
+
+    [Fact]
     public void DuplicatedMissingAndReorderedRows_GiveTheSameVerdicts()
     {
         var clean = Generate(300, (r, s) => r == 9 && s >= 60 ? 1.15 : 1.0, seed: 13);
