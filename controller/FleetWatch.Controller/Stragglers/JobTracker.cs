@@ -64,6 +64,7 @@ internal sealed class JobTracker
     private long _distinctSteps;
     private int _winPos;
     private int _sinceEvaluation;
+    private int _scoredInRun;
     private readonly double[] _intervals;
     private readonly double[] _intervalScratch;
     private int _intervalCount;
@@ -192,6 +193,7 @@ internal sealed class JobTracker
         _lastClosed = step - 1;
         _winPos = 0;
         _sinceEvaluation = 0;
+        _scoredInRun = 0;
         Array.Fill(_win, float.NaN);
     }
 
@@ -397,8 +399,10 @@ internal sealed class JobTracker
         }
 
         // The window is a ring of the last WindowSteps scored steps, judged every WindowHopSteps steps.
+        // The first verdict waits for a full window after the (re)start: a half-filled window is a noisier median.
         _winPos = (_winPos + 1) % _w;
-        if (++_sinceEvaluation == _o.WindowHopSteps)
+        _scoredInRun++;
+        if (++_sinceEvaluation >= _o.WindowHopSteps && _scoredInRun >= _w)
         {
             _sinceEvaluation = 0;
             EvaluateWindow(step, endMs, findings);

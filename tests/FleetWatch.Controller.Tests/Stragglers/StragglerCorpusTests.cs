@@ -71,6 +71,15 @@ public sealed class StragglerCorpusTests(ITestOutputHelper log)
         [
             new GeneratedJob { Name = "noisy", Ranks = 96, PeerGroups = 6, Steps = 300, Sigma = 0.05, RankStragglers = 5, Slowdowns = [1.10, 1.15], SlowGroupByDesign = true },
         ], missingRate: 0.03, duplicateRate: 0.02),
+        StepTraceGenerator.Generate("G05_harsh_small_groups_many_spikes", seed: 53,
+        [
+            new GeneratedJob
+            {
+                Name = "harsh", Ranks = 128, PeerGroups = 16, Steps = 300, Sigma = 0.05, RankStragglers = 4, Slowdowns = [1.10],
+                SpikesPerStep = 0.6, SlowGroupByDesign = true, CheckpointEveryMin = 40, CheckpointEveryMax = 60, Hangs = true,
+            },
+            new GeneratedJob { Name = "steady", Ranks = 64, PeerGroups = 8, Steps = 400, Sigma = 0.04, RankStragglers = 2, Slowdowns = [1.10, 1.15] },
+        ], missingRate: 0.05, duplicateRate: 0.03, shuffle: true),
     ];
 
     [Fact]
