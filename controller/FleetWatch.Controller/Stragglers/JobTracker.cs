@@ -164,8 +164,10 @@ internal sealed class JobTracker
         Store(rank, step, report.EndMs, report.DurationMs);
     }
 
-    public void CheckHang(long nowMs, List<StragglerFinding> findings)
+    /// <summary>Time has reached <paramref name="nowMs"/>: analyse steps that are over, then check for a hang.</summary>
+    public void OnTime(long nowMs, List<StragglerFinding> findings)
     {
+        CloseByTime(nowMs, findings);
         var deadline = _deadline;
         if (nowMs < deadline)
         {
@@ -282,6 +284,34 @@ internal sealed class JobTracker
         if (endMs > _slotEnd[slot])
         {
             _slotEnd[slot] = endMs;
+        }
+    }
+
+    /// <summary>
+    /// A step is also over once time has passed its end by <see cref="StragglerDetectorOptions.CloseAfterMedianSteps"/>
+    /// median intervals, so its analysis does not wait for the next step's reports (which a pause or hang delays).
+    /// </summary>
+    private void CloseByTime(long nowMs, List<StragglerFinding> findings)
+    {
+        if (double.IsNaN(_medianInterval))
+        {
+            return;
+        }
+
+        var grace = _o.CloseAfterMedianSteps * _medianInterval;
+        var limit = None;
+        for (var i = 0; i < _slots; i++)
+        {
+            var s = _slotStep[i];
+            if (s != None && s > _lastClosed && s > limit && _slotEnd[i] + grace <= nowMs)
+            {
+                limit = s;
+            }
+        }
+
+        if (limit != None)
+        {
+            CloseThrough(limit, findings);
         }
     }
 

@@ -90,8 +90,9 @@ public sealed class StragglerDetector
     }
 
     /// <summary>
-    /// Tells the detector that time has reached <paramref name="nowMs"/> with nothing else arriving: a job silent for
-    /// longer than its hang timeout is reported hung, dated when the timeout expired.
+    /// Tells the detector that time has reached <paramref name="nowMs"/> with nothing else arriving: steps that ended
+    /// long enough ago are analysed, and a job silent for longer than its hang timeout is reported hung, dated when the
+    /// timeout expired.
     /// </summary>
     public void AdvanceTo(long nowMs, List<StragglerFinding> findings)
     {
@@ -104,7 +105,7 @@ public sealed class StragglerDetector
         _nowMs = nowMs;
         foreach (var job in _jobs.Values)
         {
-            job.CheckHang(nowMs, findings);
+            job.OnTime(nowMs, findings);
         }
     }
 

@@ -80,6 +80,12 @@ public sealed class StragglerDetectorOptions
     public int StepCloseLag { get; set; } = 1;
 
     /// <summary>
+    /// A step is also analysed once time has passed its end by this many median step intervals, without waiting for a
+    /// later step (all ranks of a synchronous step end within milliseconds of each other). [FW]
+    /// </summary>
+    public double CloseAfterMedianSteps { get; set; } = 0.5;
+
+    /// <summary>
     /// A job is hung when no rank reported for this many median step intervals. Section 5.3: NVRx times a section out
     /// after 5 × its longest observed duration; "within a few multiples of its median step time" (issue 5).
     /// </summary>
@@ -140,6 +146,8 @@ public sealed class StragglerDetectorOptionsValidator : IValidateOptions<Straggl
         Require(options.MinPeers >= 2, nameof(options.MinPeers), options.MinPeers, "must be ≥ 2");
         Require(options.PauseFactor > 1, nameof(options.PauseFactor), options.PauseFactor, "must be > 1");
         Require(options.StepCloseLag is >= 1 and <= 16, nameof(options.StepCloseLag), options.StepCloseLag, "must be in [1, 16]");
+        Require(options.CloseAfterMedianSteps is > 0 and <= 16, nameof(options.CloseAfterMedianSteps), options.CloseAfterMedianSteps,
+            "must be in (0, 16]");
         Require(options.HangMedianSteps > 1, nameof(options.HangMedianSteps), options.HangMedianSteps, "must be > 1");
         Require(options.HangMaxMedianSteps >= options.HangMedianSteps, nameof(options.HangMaxMedianSteps), options.HangMaxMedianSteps,
             "must be ≥ HangMedianSteps");

@@ -76,4 +76,34 @@ public sealed class StragglerToolTests
             File.Delete(path);
         }
     }
+
+    [Fact]
+    public void Decisions_DoNotLookAhead()
+    {
+        // Online semantics: cutting the trace at any time T leaves every decision taken by T unchanged.
+        var trace = StepTraceGenerator.Generate("online", seed: 19,
+        [
+            new GeneratedJob { Name = "j", Ranks = 64, PeerGroups = 4, Steps = 260, RankStragglers = 4, Hangs = true },
+            new GeneratedJob { Name = "k", Ranks = 32, PeerGroups = 2, Steps = 300, RankStragglers = 2 },
+        ], shuffle: true);
+        var full = StragglerTool.Analyse(trace.Rows, trace.EndMs, new StragglerDetectorOptions());
+        Assert.NotEmpty(full.Stragglers);
+        Assert.Single(full.Hangs);
+        foreach (var flag in full.Stragglers)
+        {
+            // Only rows up to the end of the flagged step; the observation runs on until the step counts as over
+            // (CloseAfterMedianSteps = 0.5 median intervals), with nothing more arriving.
+            var cut = flag.AtMs;
+            var median = full.Jobs.Single(j => j.Job == flag.Job).MedianStepMs;
+            var prefix = StragglerTool.Analyse(
+                trace.Rows.Where(r => r.EndMs <= cut).ToList(), cut + (long)(0.9 * median), new StragglerDetectorOptions());
+            Assert.Equal(
+                full.Stragglers.Where(f => f.AtMs <= cut).Select(f => (f.Job, f.Rank, f.FirstFlaggedStep, f.Score)),
+                prefix.Stragglers.Select(f => (f.Job, f.Rank, f.FirstFlaggedStep, f.Score)));
+        }
+
+        var hang = full.Hangs[0];
+        var atHang = StragglerTool.Analyse(trace.Rows.Where(r => r.EndMs <= hang.AtMs).ToList(), hang.AtMs, new StragglerDetectorOptions());
+        Assert.Equal(hang, Assert.Single(atHang.Hangs), (a, b) => a.Job == b.Job && a.AtMs == b.AtMs && a.SuspectRanks.SequenceEqual(b.SuspectRanks));
+    }
 }
