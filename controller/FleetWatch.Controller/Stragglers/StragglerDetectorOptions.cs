@@ -26,20 +26,20 @@ public sealed class StragglerDetectorOptions
 
     /// <summary>
     /// Steps between two window verdicts. Half a window [FW]: verdicts come twice as often, so a slowdown is flagged
-    /// sooner, while "≥ 2 of the last 3 verdicts" still spans two windows' worth of distinct steps.
+    /// sooner, while "≥ 2 of the last 3 verdicts" still rests on 24–32 distinct steps.
     /// </summary>
     public int WindowHopSteps { get; set; } = 8;
 
     /// <summary>A rank needs at least this many reported steps in a window to get a verdict; fewer is Unknown, never healthy.</summary>
     public int MinSamplesPerWindow { get; set; } = 8;
 
-    /// <summary>Windows looked back on for persistence: "flagged in ≥ 2 of the last 3 windows" (section 5.2, [FW]).</summary>
+    /// <summary>Window verdicts looked back on for persistence: "flagged in ≥ 2 of the last 3 windows" (section 5.2, [FW]).</summary>
     public int PersistenceWindows { get; set; } = 3;
 
-    /// <summary>Slow windows among the last <see cref="PersistenceWindows"/> needed to flag a rank (section 5.2).</summary>
+    /// <summary>Slow verdicts among the last <see cref="PersistenceWindows"/> needed to flag a rank (section 5.2).</summary>
     public int SlowWindowsToFlag { get; set; } = 2;
 
-    /// <summary>Consecutive clean windows that clear a flagged rank (hysteresis so a flapping rank does not re-page). [FW]</summary>
+    /// <summary>Consecutive clean verdicts that clear a flagged rank (hysteresis so a flapping rank does not re-page). [FW]</summary>
     public int CleanWindowsToClear { get; set; } = 2;
 
     /// <summary>
