@@ -1,0 +1,38 @@
+namespace FleetWatch.Contracts;
+
+/// <summary>
+/// One rank's timings for one completed training step, as the training-side step reporter hands them to the
+/// node agent and the agent forwards them (batched) to the controller's straggler and hang detector.
+/// Reports may arrive late, twice, out of order, or not at all; the controller copes with each.
+/// </summary>
+public sealed record StepTimings
+{
+    public required string Job { get; init; }
+
+    public required int Rank { get; init; }
+
+    public required string Node { get; init; }
+
+    /// <summary>GPU index on the node (0..7 on an 8-GPU node).</summary>
+    public required int Gpu { get; init; }
+
+    public string? GpuUuid { get; init; }
+
+    /// <summary>Training step number; it goes back when the job restarts from a checkpoint.</summary>
+    public required long Step { get; init; }
+
+    /// <summary>
+    /// Ranks doing the same work (for example the pipeline stage and role): a rank is compared only with its
+    /// peers, so a stage that is slower by design is never a straggler.
+    /// </summary>
+    public required string PeerGroup { get; init; }
+
+    /// <summary>Per-section durations (for example <c>fwd</c>, <c>bwd</c>, <c>optimizer</c>), in milliseconds.</summary>
+    public IReadOnlyDictionary<string, double> SectionsMs { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>The rank's own duration of the whole step (compute, excluding time spent waiting for peers), in milliseconds.</summary>
+    public required double DurationMs { get; init; }
+
+    /// <summary>When the step ended on the rank.</summary>
+    public required DateTimeOffset EndTime { get; init; }
+}
