@@ -20,8 +20,8 @@ public static class AgentServiceCollectionExtensions
     public static IServiceCollection AddAgentCore(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddValidatedOptions<SamplingOptions>(configuration, SamplingOptions.Section);
-        services.AddMetrics();
         services.AddSingleton<AgentMetrics>();
+        services.AddSingleton<Metrics.AgentState>();
         services.AddSingleton<BusTelemetryPublisher>();
         services.AddValidatedOptions<SpoolOptions>(configuration, SpoolOptions.Section);
         if (configuration.GetSection(SpoolOptions.Section).GetValue(nameof(SpoolOptions.Enabled), true))

@@ -14,6 +14,7 @@ public static class Verbs
 
         Offline tools (FORMATS.md):
           xid          Xid / SXid / fallen-off-bus events from a kernel log as JSON Lines (--input FILE|-)
+          stragglers   straggler and hang analysis of step timings (--trace FILE [--end-ms N] [--output FILE])
 
         Tools:
           nvml-probe   read every GPU once through the agent's NVML source and print JSON [--library PATH]
@@ -43,6 +44,8 @@ public static class Verbs
                 return await Hosting.FleetWatchHost.RunAsync(Hosting.Role.Dashboard, rest, stdout, stderr);
             case "xid":
                 return await FleetWatch.Agent.Sources.Kmsg.XidTool.RunAsync(rest, stdout, stderr);
+            case "stragglers":
+                return await FleetWatch.Controller.Stragglers.StragglerTool.RunAsync(rest, stdout, stderr);
             case "nvml-probe":
                 return await NvmlProbe.RunAsync(rest, stdout, stderr);
             default:

@@ -20,6 +20,7 @@ public sealed partial class HardwareSamplerLoop(
     IOptions<SamplingOptions> options,
     TimeProvider time,
     AgentMetrics metrics,
+    Metrics.AgentState state,
     ILogger<HardwareSamplerLoop> logger) : BackgroundService
 {
     private readonly string _run = Guid.NewGuid().ToString("N")[..12];
@@ -33,6 +34,7 @@ public sealed partial class HardwareSamplerLoop(
         do
         {
             var sample = Sample();
+            state.OnSample(sample);
             try
             {
                 await publisher.PublishSampleAsync(sample, stoppingToken).ConfigureAwait(false);

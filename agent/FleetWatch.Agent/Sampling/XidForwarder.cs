@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace FleetWatch.Agent.Sampling;
 
 /// <summary>Publishes every Xid the moment a source sees it (not at the next tick). Each source runs on its own.</summary>
-public sealed partial class XidForwarder(IEnumerable<IXidSource> sources, ITelemetryPublisher publisher, ILogger<XidForwarder> logger) : BackgroundService
+public sealed partial class XidForwarder(IEnumerable<IXidSource> sources, ITelemetryPublisher publisher, Metrics.AgentState state, ILogger<XidForwarder> logger) : BackgroundService
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.WhenAll(sources.Select(s => ForwardAsync(s, stoppingToken)));
@@ -19,6 +19,7 @@ public sealed partial class XidForwarder(IEnumerable<IXidSource> sources, ITelem
             {
                 await foreach (var xid in source.WatchAsync(ct).ConfigureAwait(false))
                 {
+                    state.OnXid(xid);
                     await publisher.PublishXidAsync(xid, ct).ConfigureAwait(false);
                 }
 

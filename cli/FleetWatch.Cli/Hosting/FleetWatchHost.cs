@@ -1,4 +1,5 @@
 using FleetWatch.Agent;
+using FleetWatch.Agent.Metrics;
 using FleetWatch.Controller;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
@@ -83,6 +84,11 @@ public static class FleetWatchHost
         services.AddHealthChecks();
         var app = builder.Build();
         app.MapHealthChecks("/healthz");
+        if (role == Role.Agent)
+        {
+            app.MapAgentEndpoints();
+        }
+
         if (hasController)
         {
             // Unauthenticated for now; the dashboard's auth covers the operator API (see README, security).

@@ -48,6 +48,17 @@ public sealed class HardwareAgentTests
             Assert.Equal("hw-node-1", Label(post, "node"));
             Assert.Equal("2", Label(post, "gpu"));
             Assert.DoesNotContain(receiver.Posts, p => Label(p.Body, "category") == "ib_link_down"); // the cx7 fixture ports are ACTIVE
+
+            // The agent's own surface: readiness, and /metrics with dcgm-exporter names from the real NVML path.
+            var url = System.Text.RegularExpressions.Regex.Match(agent.Output, @"listening on (http://\S+)").Groups[1].Value;
+            using var http = new HttpClient { BaseAddress = new Uri(url) };
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/healthz/ready")).StatusCode);
+            var metrics = await http.GetStringAsync("/metrics");
+            Assert.Contains("DCGM_FI_DEV_GPU_TEMP{gpu=\"2\",UUID=\"GPU-fa4e0000-0000-0000-0000-000000000002\"", metrics);
+            Assert.Contains("DCGM_FI_DEV_XID_ERRORS{gpu=\"2\"", metrics);
+            Assert.Matches(@"DCGM_FI_DEV_XID_ERRORS\{gpu=""2""[^}]*\} 79", metrics);
+            Assert.Matches(@"fleetwatch_ib_port_active\{device=""mlx5_0"",port=""1""[^}]*\} 1", metrics);
+            Assert.Contains("fleetwatch_agent_kmsg_events_total 1", metrics);
         }
         finally
         {
