@@ -42,6 +42,8 @@ public static class FleetWatchHost
         }
 
         AddConfigFile(builder, args);
+        // Type=notify under systemd (READY=1 once started, STOPPING=1 on shutdown); a no-op elsewhere.
+        builder.Services.AddSystemd();
         configure?.Invoke(builder);
         var configuration = builder.Configuration;
         var services = builder.Services;

@@ -27,6 +27,47 @@ public sealed class DeployConfigTests
     }
 
     [Fact]
+    public async Task Systemd_unit_passes_systemd_analyze_verify()
+    {
+        var unit = Path.Combine(Repo.Root, "deploy", "systemd", "fleetwatch-agent.service");
+        var info = new System.Diagnostics.ProcessStartInfo("systemd-analyze", ["verify", unit]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(info)!;
+        var output = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+
+        // Any complaint about our unit (unknown key, bad value) fails; systemd's notes about other units do not.
+        var ours = output.Split('\n').Where(l => l.Contains("fleetwatch-agent.service", StringComparison.Ordinal)).ToList();
+        Assert.True(p.ExitCode == 0 && ours.Count == 0, $"systemd-analyze verify: exit {p.ExitCode}\n{output}");
+        var text = await File.ReadAllTextAsync(unit);
+        Assert.Contains("Type=notify", text);
+        Assert.Contains("NoNewPrivileges=yes", text);
+    }
+
+    [Fact]
+    public async Task DaemonSet_configmap_binds_and_validates()
+    {
+        var yaml = await File.ReadAllTextAsync(Path.Combine(Repo.Root, "deploy", "kubernetes", "fleetwatch-agent-daemonset.yaml"));
+        // The ConfigMap's agent.json block: the indented lines after "agent.json: |" up to the document end.
+        var lines = yaml.Split('\n');
+        var start = Array.FindIndex(lines, l => l.TrimEnd() == "  agent.json: |") + 1;
+        var json = string.Join('\n', lines.Skip(start).TakeWhile(l => l.StartsWith("    ", StringComparison.Ordinal)));
+        var file = Path.Combine(Path.GetTempPath(), $"fw-daemonset-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(file, json);
+        try
+        {
+            await using var app = FleetWatchHost.Build(Role.Agent, ["--config", file]);
+            app.Services.GetRequiredService<IStartupValidator>().Validate();
+            Assert.Contains("hostPath: { path: /dev/kmsg", yaml);
+            Assert.Contains("tolerations:", yaml);
+            Assert.Contains("limits: { cpu: 200m, memory: 256Mi }", yaml);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public void Every_file_in_deploy_config_is_covered()
     {
         var shipped = Directory.GetFiles(Path.Combine(Repo.Root, "deploy", "config"), "*.json").Select(f => (string?)Path.GetFileName(f)).Order().ToList();
