@@ -58,6 +58,7 @@ public static class AgentServiceCollectionExtensions
         services.AddSingleton<IGpuPciMap>(sp => sp.GetRequiredService<NvmlGpuSource>());
         services.AddSysfsInfiniband(configuration);
         services.AddKmsgXidWatcher(configuration);
+        services.AddSingleton<IXidSource, NvmlXidEventSource>();
         // One node name for samples and Xid events.
         services.PostConfigure<KmsgXidWatcherOptions>(k => k.NodeName ??= configuration[$"{SamplingOptions.Section}:NodeName"]);
         services.AddHostedService<HardwareSamplerLoop>();

@@ -10,6 +10,8 @@ typedef void *nvmlDevice_t;
 enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, GPU_IS_LOST = 15, DRIVER_NOT_LOADED = 9 };
 
 static long long g_count = 8, g_lost = -1, g_hang_ms = 0, g_nvlink = 18, g_dbe = 0, g_init_fail = 0, g_inited = 0, g_calls = 0;
+/* One scripted NVML event: device index and Xid (eventData) delivered by the next nvmlEventSetWait_v2. */
+static long long g_event_gpu = -1, g_event_xid = 0;
 
 int fake_nvml_set(const char *key, long long value) {
     if (!strcmp(key, "count")) g_count = value;
@@ -18,6 +20,8 @@ int fake_nvml_set(const char *key, long long value) {
     else if (!strcmp(key, "nvlinks")) g_nvlink = value;
     else if (!strcmp(key, "dbe")) g_dbe = value;
     else if (!strcmp(key, "init_fail")) g_init_fail = value;
+    else if (!strcmp(key, "event_gpu")) g_event_gpu = value;
+    else if (!strcmp(key, "event_xid")) g_event_xid = value;
     else return -1;
     return 0;
 }
@@ -65,5 +69,16 @@ nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t d, unsigned int link, 
 typedef struct { nvmlDevice_t device; unsigned long long eventType, eventData; unsigned gi, ci; } nvmlEventData_t;
 nvmlReturn_t nvmlEventSetCreate(void **set) { *set = (void *)1; return OK; }
 nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, void *set) { GUARD(d); return OK; }
-nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsigned int timeoutms) { usleep(timeoutms * 1000); return 10; /* TIMEOUT */ }
+nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsigned int timeoutms) {
+    if (g_event_gpu >= 0) {
+        memset(data, 0, sizeof *data);
+        data->device = (nvmlDevice_t)(long)(g_event_gpu + 1);
+        data->eventType = 0x8; /* XidCriticalError */
+        data->eventData = (unsigned long long)g_event_xid;
+        g_event_gpu = -1;
+        return OK;
+    }
+    usleep(timeoutms * 1000 > 50000 ? 50000 : timeoutms * 1000);
+    return 10; /* TIMEOUT */
+}
 nvmlReturn_t nvmlEventSetFree(void *set) { return OK; }

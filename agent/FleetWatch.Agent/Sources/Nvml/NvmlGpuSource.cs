@@ -37,6 +37,22 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
     public GpuReading Read(CancellationToken cancellationToken) =>
         _watchdog.Run("device read", ReadAll, _options.ReadTimeout);
 
+    /// <summary>Identity of a GPU index from the last read.</summary>
+    public bool TryGetUuid(int index, out string? uuid, out string? pci)
+    {
+        lock (_identity)
+        {
+            if (_identity.TryGetValue(index, out var id))
+            {
+                (uuid, pci) = id;
+                return true;
+            }
+        }
+
+        (uuid, pci) = (null, null);
+        return false;
+    }
+
     /// <summary>PCI → GPU from the last NVML read, for the kmsg watcher (IGpuPciMap).</summary>
     public bool TryGetGpu(string pciBusId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? uuid, out int? index)
     {
@@ -118,7 +134,10 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
 
         if (uuid is not null)
         {
-            _identity[index] = (uuid, pci);
+            lock (_identity)
+            {
+                _identity[index] = (uuid, pci);
+            }
             if (pci is not null && Kmsg.PciBusId.TryNormalize(pci, out var key))
             {
                 _byPci[key] = (uuid, index); // read by the kmsg watcher on its own thread
@@ -248,7 +267,13 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
 
     private GpuSample LostOrUnknown(int index, NvmlReturn rc)
     {
-        var (uuid, pci) = _identity.TryGetValue(index, out var id) ? id : ($"unknown-{index}", null);
+        (string Uuid, string? Pci) id;
+        lock (_identity)
+        {
+            id = _identity.TryGetValue(index, out var known) ? known : ($"unknown-{index}", null);
+        }
+
+        var (uuid, pci) = id;
         if (rc != NvmlReturn.GpuIsLost)
         {
             Interlocked.Increment(ref _errors);
