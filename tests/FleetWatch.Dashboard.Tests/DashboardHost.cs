@@ -19,7 +19,7 @@ namespace FleetWatch.Dashboard.Tests;
 /// on Kestrel at a free loopback port, with MassTransit's in-memory transport under the test harness and an optional
 /// <see cref="FakeController"/> on the same bus.
 /// </summary>
-internal sealed class DashboardHost : IAsyncDisposable
+public sealed class DashboardHost : IAsyncDisposable
 {
     public const string ApiKey = "test-key-0123456789abcdef";
 
@@ -132,7 +132,7 @@ internal sealed class DashboardHost : IAsyncDisposable
 }
 
 /// <summary>Keeps every log line, so tests can check what was logged (audit, warnings).</summary>
-internal sealed class ListLoggerProvider : ILoggerProvider
+public sealed class ListLoggerProvider : ILoggerProvider
 {
     public ConcurrentQueue<(string Category, LogLevel Level, EventId Id, string Message)> Entries { get; } = new();
 

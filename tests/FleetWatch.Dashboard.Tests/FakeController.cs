@@ -8,7 +8,7 @@ namespace FleetWatch.Dashboard.Tests;
 /// A small stand-in for the controller's dashboard side: answers <see cref="GetFleetSnapshot"/>, publishes deltas of
 /// what changed, and on <see cref="InjectSimulatedFault"/> marks that GPU critical with an incident in the next frame.
 /// </summary>
-internal sealed class FakeController
+public sealed class FakeController
 {
     private readonly Lock gate = new();
     private readonly Dictionary<(string Node, int Gpu), GpuCell> cells = [];
