@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -49,7 +50,6 @@ public static class DashboardExtensions
             e.InstanceId = instance.Id;
             e.ConcurrentMessageLimit = 1;
         });
-        bus.AddRequestClient<Contracts.GetFleetSnapshot>();
         bus.TryAddSingleton<FleetSnapshotLoader>();
         bus.AddHostedService(sp => sp.GetRequiredService<FleetSnapshotLoader>());
         return bus;
@@ -77,8 +77,8 @@ public static class DashboardExtensions
         group.MapGet("/assets/{*path}", Asset);
         // HEAD too: the page asks it to tell "not signed in" from "server away" when its stream fails.
         group.MapMethods("/api/fleet", [HttpMethods.Get, HttpMethods.Head], (FleetView view) => Results.Bytes(view.SnapshotJson(), "application/json"));
-        group.MapGet("/api/fleet/stream", (HttpContext http, FleetView view, IOptions<DashboardOptions> o, TimeProvider time) =>
-            LiveStream.RunAsync(http, view, o.Value, time));
+        group.MapGet("/api/fleet/stream", (HttpContext http, FleetView view, IOptions<DashboardOptions> o, TimeProvider time, IHostApplicationLifetime host) =>
+            LiveStream.RunAsync(http, view, o.Value, time, host.ApplicationStopping));
         group.MapPost("/api/faults", InjectFaultAsync);
         return app;
     }

@@ -133,4 +133,21 @@ public sealed class StartupTests
         await DashboardHost.WaitUntilAsync(() => host.View.HealthOf("gpu-r01n02", 7) == GpuHealth.High && host.View.Status == FleetViewStatus.Live,
             TimeSpan.FromSeconds(10), "the snapshot's state");
     }
+
+    [Fact]
+    public async Task Stopping_the_host_ends_open_streams_instead_of_waiting_for_the_browser()
+    {
+        var controller = new FakeController(racks: 1, nodesPerRack: 1);
+        var host = await DashboardHost.StartAsync(DashboardHost.ApiKeyConfig(), controller);
+        using var client = host.Client();
+        using var response = await client.GetAsync("/api/fleet/stream", HttpCompletionOption.ResponseHeadersRead);
+        using var events = new SseReader(await response.Content.ReadAsStreamAsync());
+        await events.NextAsync();
+
+        var stopping = host.DisposeAsync().AsTask();
+
+        // Kestrel's shutdown timeout is 30 s; an open stream must not hold the host that long.
+        await stopping.WaitAsync(TimeSpan.FromSeconds(10));
+        await Assert.ThrowsAnyAsync<Exception>(async () => await events.NextAsync());
+    }
 }

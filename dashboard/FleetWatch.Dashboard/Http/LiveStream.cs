@@ -16,9 +16,11 @@ internal static class LiveStream
 {
     private static readonly byte[] KeepAlive = ": keepalive\n\n"u8.ToArray();
 
-    public static async Task RunAsync(HttpContext http, FleetView view, DashboardOptions options, TimeProvider time)
+    public static async Task RunAsync(HttpContext http, FleetView view, DashboardOptions options, TimeProvider time, CancellationToken stopping)
     {
-        var cancellationToken = http.RequestAborted;
+        // End with the host too: Kestrel would otherwise wait for open streams until its shutdown timeout.
+        using var lifetime = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, stopping);
+        var cancellationToken = lifetime.Token;
         var response = http.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache, no-store";
@@ -72,7 +74,7 @@ internal static class LiveStream
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // The browser went away.
+            // The browser went away, or the host is stopping (the browser reconnects to the next one).
         }
     }
 
