@@ -32,6 +32,10 @@
   const geo = { cs: 8, gap: 1, blocks: [], x: new Float32Array(0), y: new Float32Array(0), w: 0, h: 0, dpr: 1 };
   const view = { mode: 'health', hover: -1, focus: -1, pending: new Set(), full: true, frame: 0, colours: null };
 
+  // Timings for benchmarks (bounded): when the fleet was first on screen, and what each message and frame cost.
+  const stats = { firstDrawAt: null, snapshotAt: null, snapshotMs: null, applyMs: [], drawMs: [], bytes: 0 };
+  const record = (list, ms) => { if (list.length < 5000) list.push(ms); };
+
   // ---------- colours ----------
   function parseColour(text) {
     const s = text.trim();
@@ -190,12 +194,8 @@
     ctx.textBaseline = 'top';
     ctx.fillStyle = c.label;
     for (const b of geo.blocks) {
-      ctx.save();
-      ctx.beginPath();
-      ctx.rect(b.x, b.y, b.cols * cs + GAP_X - 3, LABEL_H);
-      ctx.clip();
-      ctx.fillText(b.label, b.x, b.y + 2);
-      ctx.restore();
+      const shown = fitLabel(b.label, Math.min(b.cols * cs + GAP_X - 3, geo.w - b.x));
+      if (shown) ctx.fillText(shown, b.x, b.y + 2);
     }
     let last = '';
     for (let i = 0; i < fleet.n; i++) {
@@ -205,6 +205,17 @@
     }
     canvas.dataset.drawnCells = String(fleet.n);
     canvas.dataset.fullDrawMs = (performance.now() - t0).toFixed(2);
+    if (stats.firstDrawAt === null && fleet.n) stats.firstDrawAt = performance.now();
+  }
+
+  // Narrow racks keep the end of their name ("…0042"), which is what tells neighbours apart.
+  function fitLabel(text, max) {
+    if (ctx.measureText(text).width <= max) return text;
+    for (let k = 1; k < text.length; k++) {
+      const t = `…${text.slice(k)}`;
+      if (ctx.measureText(t).width <= max) return t;
+    }
+    return '';
   }
 
   function drawCells(cells) {
@@ -216,6 +227,7 @@
       ctx.fillRect(geo.x[i], geo.y[i], size, size);
     }
     canvas.dataset.deltaDrawMs = (performance.now() - t0).toFixed(2);
+    record(stats.drawMs, performance.now() - t0);
   }
 
   function drawOverlay() {
@@ -409,8 +421,19 @@
   let source = null, retry = 0;
   function connect() {
     source = new EventSource('/api/fleet/stream');
-    source.addEventListener('snapshot', (e) => { retry = 0; applySnapshot(JSON.parse(e.data)); });
-    source.addEventListener('delta', (e) => applyDelta(JSON.parse(e.data)));
+    source.addEventListener('snapshot', (e) => {
+      const t0 = performance.now();
+      retry = 0;
+      stats.bytes += e.data.length;
+      applySnapshot(JSON.parse(e.data));
+      if (stats.snapshotAt === null) { stats.snapshotAt = t0; stats.snapshotMs = performance.now() - t0; }
+    });
+    source.addEventListener('delta', (e) => {
+      const t0 = performance.now();
+      stats.bytes += e.data.length;
+      applyDelta(JSON.parse(e.data));
+      record(stats.applyMs, performance.now() - t0);
+    });
     source.onerror = () => {
       if (source.readyState !== EventSource.CLOSED) { setConnection('disconnected'); return; }
       // The browser gave up (for example on a 401): find out why, then try again with backoff.
@@ -616,6 +639,7 @@
     },
     healthColour(name) { return view.colours.healthRgb[HEALTH.indexOf(name)]; },
     get rev() { return fleet.rev; },
+    stats,
   };
 
   readColours();
