@@ -71,6 +71,7 @@ public sealed class BrowserTests
             Assert.Equal("critical", li.GetDomAttribute("data-severity"));
             Assert.Equal("gpu_fell_off_bus", li.GetDomAttribute("data-category"));
             Assert.Equal("3", Attr(driver, summary, "data-open-incidents"));
+            Assert.Equal("2036", Attr(driver, summary, "data-healthy"));
             AssertColour(Colour(driver, "healthy"), Pixel(driver, node, gpu + 1), "the faulted GPU's neighbour");
 
             // Keyboard: the heatmap takes focus and arrow keys walk the GPUs, described for screen readers.
@@ -99,6 +100,14 @@ public sealed class BrowserTests
             driver.FindElement(item).Click();
             var dark = SaveScreenshot(driver, "dashboard.png");
             File.Copy(dark, Path.Combine(RepositoryRoot(), "docs", "dashboard.png"), overwrite: true);
+
+            // The silent node comes back: its incident moves to the resolved list and its GPUs are healthy again.
+            controller.Resolve("inc-2");
+            await PollAsync(() => Attr(driver, summary, "data-unknown") == "0"
+                                  && driver.FindElements(By.CssSelector("#resolved li[data-node='gpu-r14n09'][data-category='node_silent']")).Count == 1
+                                  && driver.FindElements(By.CssSelector("#incidents li[data-node='gpu-r14n09']")).Count == 0,
+                "the resolved incident and the node's GPUs back to healthy");
+            Assert.Equal("2", Attr(driver, summary, "data-open-incidents"));
         }
         finally
         {

@@ -14,9 +14,11 @@ public sealed class FakeController
     private readonly Dictionary<(string Node, int Gpu), GpuCell> cells = [];
     private readonly HashSet<(string Node, int Gpu)> changed = [];
     private readonly List<IncidentSnapshot> open = [];
+    private readonly List<IncidentSnapshot> resolved = [];
     private readonly TimeProvider time;
     private readonly Random random = new(7);
     private long version;
+    private int incidentNumber;
     private int snapshotRequests;
 
     public FakeController(int racks, int nodesPerRack, int gpusPerNode = 8, TimeProvider? time = null, string run = "run-1")
@@ -119,7 +121,7 @@ public sealed class FakeController
             var now = time.GetUtcNow();
             open.Add(new IncidentSnapshot
             {
-                Id = $"inc-{open.Count + 1}",
+                Id = $"inc-{++incidentNumber}",
                 Node = node,
                 GpuIndex = gpu,
                 GpuUuid = gpu is { } g ? cells[(node, g)].Uuid : null,
@@ -142,6 +144,23 @@ public sealed class FakeController
         }
     }
 
+    /// <summary>Resolves an open incident: it moves to the recently resolved list and its GPUs turn healthy.</summary>
+    public void Resolve(string id)
+    {
+        IncidentSnapshot incident;
+        lock (gate)
+        {
+            incident = open.Single(i => i.Id == id);
+            open.Remove(incident);
+            resolved.Insert(0, incident with { ResolvedAt = time.GetUtcNow() });
+        }
+
+        foreach (var key in cells.Keys.Where(k => k.Node == incident.Node && (incident.GpuIndex is null || k.Gpu == incident.GpuIndex)).ToList())
+        {
+            Set(key.Node, key.Gpu, GpuHealth.Healthy);
+        }
+    }
+
     public void Inject(InjectSimulatedFault fault)
     {
         if (fault.Kind == SimulatedFaultKind.Xid && fault.Gpu is { } gpu)
@@ -160,6 +179,7 @@ public sealed class FakeController
         Time = time.GetUtcNow(),
         Cells = frameCells,
         OpenIncidents = [.. open],
+        RecentlyResolved = [.. resolved],
         Counts = new FleetCounts(
             cells.Values.Count(c => c.Health == GpuHealth.Healthy), cells.Values.Count(c => c.Health == GpuHealth.Warning),
             cells.Values.Count(c => c.Health == GpuHealth.High), cells.Values.Count(c => c.Health == GpuHealth.Critical),

@@ -69,7 +69,12 @@ public sealed partial class FleetSnapshotLoader : BackgroundService
         try
         {
             Interlocked.Increment(ref requestsSent);
-            var response = await client.GetResponse<FleetFrame>(new GetFleetSnapshot(instance.Requester), cancellationToken);
+            // A request nobody answered in time must not wait in the controller's queue: a long outage would
+            // otherwise end with the controller answering every retry with a full snapshot.
+            var response = await client.GetResponse<FleetFrame>(
+                new GetFleetSnapshot(instance.Requester),
+                x => x.UseExecute(context => context.TimeToLive = options.SnapshotTimeout),
+                cancellationToken);
             var frame = response.Message;
             if (!frame.IsSnapshot)
             {

@@ -368,34 +368,37 @@
     $('waiting').hidden = !(state === 'waiting' || (state === 'connecting' && !fleet.layout));
   }
 
+  function incidentItem(inc) {
+    const li = document.createElement('li');
+    li.tabIndex = 0;
+    li.dataset.id = inc.id;
+    li.dataset.node = inc.node;
+    li.dataset.gpu = inc.gpu === null || inc.gpu === undefined ? '' : String(inc.gpu);
+    li.dataset.severity = inc.severity;
+    li.dataset.category = inc.category;
+    const sev = document.createElement('span');
+    sev.className = 'sev';
+    sev.textContent = inc.severity;
+    const what = document.createElement('span');
+    what.className = 'what';
+    what.textContent = inc.category.replaceAll('_', ' ');
+    const where = document.createElement('span');
+    where.className = 'where';
+    const gpu = li.dataset.gpu === '' ? 'whole node' : `GPU ${inc.gpu}`;
+    const when = inc.resolvedAt
+      ? `resolved ${timeFmt.format(new Date(inc.resolvedAt))}`
+      : `since ${timeFmt.format(new Date(inc.openedAt))} · ${inc.action.replaceAll('_', ' ')}`;
+    where.textContent = `${inc.node} · ${gpu} · ${when}`;
+    li.title = inc.summary || '';
+    li.setAttribute('aria-label', `${inc.severity} ${what.textContent} on ${inc.node} ${gpu}, ${when}${inc.summary ? `: ${inc.summary}` : ''}`);
+    li.append(sev, what, where);
+    return li;
+  }
+
   function applyIncidents(m) {
     fleet.incidents = m.incidents || [];
     fleet.resolved = m.resolved || [];
-    const ul = $('incidents');
-    const items = [];
-    for (const inc of fleet.incidents.slice(0, MAX_LISTED_INCIDENTS)) {
-      const li = document.createElement('li');
-      li.tabIndex = 0;
-      li.dataset.id = inc.id;
-      li.dataset.node = inc.node;
-      li.dataset.gpu = inc.gpu === null || inc.gpu === undefined ? '' : String(inc.gpu);
-      li.dataset.severity = inc.severity;
-      li.dataset.category = inc.category;
-      const sev = document.createElement('span');
-      sev.className = 'sev';
-      sev.textContent = inc.severity;
-      const what = document.createElement('span');
-      what.className = 'what';
-      what.textContent = inc.category.replaceAll('_', ' ');
-      const where = document.createElement('span');
-      where.className = 'where';
-      const gpu = li.dataset.gpu === '' ? 'whole node' : `GPU ${inc.gpu}`;
-      where.textContent = `${inc.node} · ${gpu} · since ${timeFmt.format(new Date(inc.openedAt))} · ${inc.action.replaceAll('_', ' ')}`;
-      li.title = inc.summary || '';
-      li.setAttribute('aria-label', `${inc.severity} ${what.textContent} on ${inc.node} ${gpu}${inc.summary ? `: ${inc.summary}` : ''}`);
-      li.append(sev, what, where);
-      items.push(li);
-    }
+    const items = fleet.incidents.slice(0, MAX_LISTED_INCIDENTS).map(incidentItem);
     const hidden = (fleet.counts.openIncidents ?? fleet.incidents.length) - items.length;
     if (hidden > 0) {
       const li = document.createElement('li');
@@ -403,9 +406,11 @@
       li.textContent = `and ${fmt.format(hidden)} more`;
       items.push(li);
     }
-    ul.replaceChildren(...items);
+    $('incidents').replaceChildren(...items);
     $('incidents-empty').hidden = fleet.incidents.length > 0;
     $('incident-count').textContent = fmt.format(fleet.counts.openIncidents ?? fleet.incidents.length);
+    $('resolved').replaceChildren(...fleet.resolved.map(incidentItem));
+    $('resolved-count').textContent = fmt.format(fleet.resolved.length);
   }
 
   function fillNodeList() {
@@ -570,8 +575,10 @@
     focusCell(next);
   });
 
-  $('incidents').addEventListener('click', (e) => selectIncident(e.target.closest('li')));
-  $('incidents').addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); selectIncident(e.target.closest('li')); } });
+  for (const list of [$('incidents'), $('resolved')]) {
+    list.addEventListener('click', (e) => selectIncident(e.target.closest('li')));
+    list.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); selectIncident(e.target.closest('li')); } });
+  }
 
   function selectIncident(li) {
     if (!li || !li.dataset.node) return;
