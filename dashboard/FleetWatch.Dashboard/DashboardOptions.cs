@@ -33,9 +33,26 @@ public sealed class DashboardAuthOptions
     public const int MinimumApiKeyLength = 16;
 
     internal DashboardAuthMode ParsedMode =>
-        Enum.TryParse<DashboardAuthMode>(Mode, ignoreCase: true, out var mode) && Enum.IsDefined(mode)
-            ? mode
-            : throw new InvalidOperationException($"{DashboardOptions.Section}:Auth:Mode = '{Mode}' was not validated");
+        TryParseMode(Mode, out var mode) ? mode : throw new InvalidOperationException($"{DashboardOptions.Section}:Auth:Mode = '{Mode}' was not validated");
+
+    /// <summary>
+    /// Exactly one mode name, any case. Stricter than <see cref="Enum.TryParse{TEnum}(string?, bool, out TEnum)"/>,
+    /// which would read "1" or "ApiKey, Unsecured" (flag syntax) as some mode.
+    /// </summary>
+    internal static bool TryParseMode(string? text, out DashboardAuthMode mode)
+    {
+        foreach (var candidate in Enum.GetValues<DashboardAuthMode>())
+        {
+            if (string.Equals(candidate.ToString(), text?.Trim(), StringComparison.OrdinalIgnoreCase))
+            {
+                mode = candidate;
+                return true;
+            }
+        }
+
+        mode = default;
+        return false;
+    }
 }
 
 /// <summary>Dashboard settings, section <c>FleetWatch:Dashboard</c>.</summary>
@@ -87,8 +104,7 @@ internal sealed class DashboardOptionsValidator : IValidateOptions<DashboardOpti
         {
             errors.Add($"{auth}:Mode is not set: the dashboard refuses to start without an explicit auth mode ({modes}).");
         }
-        else if (!Enum.TryParse<DashboardAuthMode>(options.Auth.Mode, ignoreCase: true, out var mode) || !Enum.IsDefined(mode)
-                 || int.TryParse(options.Auth.Mode, out _))
+        else if (!DashboardAuthOptions.TryParseMode(options.Auth.Mode, out var mode))
         {
             errors.Add($"{auth}:Mode = '{options.Auth.Mode}' is not one of {modes}.");
         }

@@ -15,6 +15,7 @@ public sealed class StartupTests
         { null, null, "FleetWatch:Dashboard:Auth:Mode is not set" },
         { "Open", null, "FleetWatch:Dashboard:Auth:Mode = 'Open' is not one of ApiKey, TrustedHeader, Unsecured" },
         { "2", null, "FleetWatch:Dashboard:Auth:Mode = '2' is not one of" },
+        { "ApiKey, Unsecured", null, "FleetWatch:Dashboard:Auth:Mode = 'ApiKey, Unsecured' is not one of" },
         { "ApiKey", null, "FleetWatch:Dashboard:Auth:ApiKey must be at least 16 characters" },
         { "ApiKey", "short", "(it has 5)" },
     };
