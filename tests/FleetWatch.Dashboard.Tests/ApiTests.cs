@@ -115,6 +115,8 @@ public sealed class ApiTests(ApiHostFixture fixture) : IClassFixture<ApiHostFixt
 
         using var wrong = await client.GetAsync("/?key=not-the-key-at-all");
         Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+        Assert.Equal("text/html", wrong.Content.Headers.ContentType!.MediaType);
+        Assert.Contains("/?key=KEY", await wrong.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -35,12 +35,20 @@ public sealed class BrowserTests
 
         controller.OpenIncident("gpu-r14n09", null, Severity.Warning, "node_silent", "investigate", "No sample for 45 s");
 
+        // The controller is not up yet when the page opens.
+        controller.Answering = false;
         await using var host = await DashboardHost.StartAsync(DashboardHost.ApiKeyConfig(), controller);
         using var driver = StartChromium(out var profile);
         try
         {
             driver.Navigate().GoToUrl(new Uri(host.Address, $"/?key={DashboardHost.ApiKey}"));
             Assert.DoesNotContain("key=", driver.Url, StringComparison.Ordinal);
+
+            await PollAsync(() => driver.FindElement(By.Id("connection")).GetDomAttribute("data-state") == "waiting"
+                                  && driver.FindElement(By.Id("waiting")).Displayed,
+                "the page saying it waits for the controller");
+            Assert.Contains("Waiting for controller", driver.FindElement(By.Id("waiting")).Text, StringComparison.Ordinal);
+            controller.Answering = true;
 
             var summary = By.Id("summary");
             await PollAsync(() => Attr(driver, summary, "data-gpus") == "2048"

@@ -13,6 +13,13 @@ internal sealed class AcceptsKeyInQuery;
 /// </summary>
 internal sealed class DashboardAuthFilter(DashboardAuthenticator auth) : IEndpointFilter
 {
+    private const string SignInPage = """
+        <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="color-scheme" content="dark light">
+        <title>FleetWatch: sign in</title></head>
+        <body style="font: 15px/1.5 system-ui, sans-serif; max-width: 40em; margin: 15vh auto; padding: 0 1em">
+        <h1 style="font-size: 20px">FleetWatch dashboard: not signed in</h1><p>{hint}</p></body></html>
+        """;
+
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
@@ -61,6 +68,14 @@ internal sealed class DashboardAuthFilter(DashboardAuthenticator auth) : IEndpoi
         if (auth.Mode == DashboardAuthMode.ApiKey)
         {
             http.Response.Headers.WWWAuthenticate = "Bearer realm=\"fleetwatch-dashboard\"";
+        }
+
+        // A person opening the page gets a page that says what to do; programs get problem+json.
+        if (http.GetEndpoint()?.Metadata.GetMetadata<AcceptsKeyInQuery>() is not null)
+        {
+            http.Response.Headers.CacheControl = "no-store";
+            return Results.Content(SignInPage.Replace("{hint}", System.Net.WebUtility.HtmlEncode(hint), StringComparison.Ordinal),
+                "text/html; charset=utf-8", statusCode: StatusCodes.Status401Unauthorized);
         }
 
         return Results.Problem(statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized", detail: hint);
