@@ -323,7 +323,7 @@
   }
 
   function applyDelta(m) {
-    if (m.layout !== fleet.layout) { reconnect(true); return; }
+    if (m.layout !== fleet.layout) { reconnect(); return; }
     for (const c of m.cells) {
       if (c[0] >= fleet.n) continue;
       setValues(c[0], c[1], c[2], c[3], c[4]);
@@ -369,7 +369,7 @@
 
   const CONNECTION_TEXT = {
     connecting: 'Connecting…', waiting: 'Waiting for controller…', live: 'Live', resyncing: 'Resyncing…',
-    stale: 'Controller silent', disconnected: 'Disconnected, reconnecting…', unauthorized: 'Not signed in: open /?key=…',
+    stale: 'Controller silent', disconnected: 'Disconnected, reconnecting…', unauthorized: 'Not signed in: reload the page',
   };
 
   function setConnection(state) {
@@ -458,10 +458,10 @@
       fetch('/api/fleet', { method: 'HEAD', credentials: 'same-origin' }).then((r) => {
         if (r.status === 401) { setConnection('unauthorized'); return; }
         setConnection('disconnected');
-        setTimeout(() => reconnect(false), Math.min(30000, 1000 * 2 ** retry++));
+        setTimeout(() => reconnect(), Math.min(30000, 1000 * 2 ** retry++));
       }, () => {
         setConnection('disconnected');
-        setTimeout(() => reconnect(false), Math.min(30000, 1000 * 2 ** retry++));
+        setTimeout(() => reconnect(), Math.min(30000, 1000 * 2 ** retry++));
       });
     };
   }
