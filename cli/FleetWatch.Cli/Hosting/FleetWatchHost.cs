@@ -1,6 +1,7 @@
 using FleetWatch.Agent;
 using FleetWatch.Agent.Metrics;
 using FleetWatch.Controller;
+using FleetWatch.Dashboard;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
@@ -38,7 +39,13 @@ public static class FleetWatchHost
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ApplicationName = "fleetwatch" });
         if (role == Role.AllInOne)
         {
-            builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = AllInOneDefaults });
+            // The demo is secured by default: a key generated for this run, printed with the URL.
+            var defaults = new Dictionary<string, string?>(AllInOneDefaults)
+            {
+                ["FleetWatch:Dashboard:Auth:Mode"] = "ApiKey",
+                ["FleetWatch:Dashboard:Auth:ApiKey"] = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)),
+            };
+            builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = defaults });
         }
 
         AddConfigFile(builder, args);
@@ -51,6 +58,7 @@ public static class FleetWatchHost
         var rabbit = configuration.GetSection(BusOptions.Section).Get<BusOptions>()?.RabbitMq ?? new RabbitMqOptions();
         var hasAgent = role is Role.AllInOne or Role.Agent;
         var hasController = role is Role.AllInOne or Role.Controller;
+        var hasDashboard = role is Role.AllInOne or Role.Dashboard;
         var simulated = hasAgent && (role == Role.AllInOne || configuration.GetValue<bool>("FleetWatch:Simulation:Enabled"));
         if (hasAgent)
         {
@@ -71,6 +79,11 @@ public static class FleetWatchHost
             services.AddFleetController(configuration);
         }
 
+        if (hasDashboard)
+        {
+            services.AddFleetDashboard(configuration);
+        }
+
         services.AddFleetWatchBus(configuration, bus =>
         {
             if (simulated)
@@ -82,10 +95,22 @@ public static class FleetWatchHost
             {
                 bus.AddFleetControllerConsumers(rabbit.PrefetchCount, rabbit.ConcurrentMessageLimit);
             }
+
+            if (hasDashboard)
+            {
+                bus.AddFleetDashboardConsumers();
+            }
         });
         services.AddHealthChecks();
         var app = builder.Build();
-        app.MapHealthChecks("/healthz");
+        if (hasDashboard)
+        {
+            app.MapFleetDashboard(); // includes /healthz
+        }
+        else
+        {
+            app.MapHealthChecks("/healthz");
+        }
         if (role == Role.Agent)
         {
             app.MapAgentEndpoints();
@@ -142,6 +167,12 @@ public static class FleetWatchHost
             foreach (var url in app.Urls)
             {
                 stdout.WriteLine($"FleetWatch {role} listening on {url}");
+            }
+
+            if (role == Role.AllInOne && app.Configuration["FleetWatch:Dashboard:Auth:Mode"] == "ApiKey" && app.Urls.FirstOrDefault() is { } first)
+            {
+                // The key of this run (generated unless configured): the link signs the browser in once.
+                stdout.WriteLine($"Dashboard: {first.TrimEnd('/')}/?key={app.Configuration["FleetWatch:Dashboard:Auth:ApiKey"]}");
             }
         });
         try

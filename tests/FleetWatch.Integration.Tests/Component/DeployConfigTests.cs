@@ -13,6 +13,7 @@ public sealed class DeployConfigTests
         { "controller.json", Role.Controller },
         { "agent.json", Role.Agent },
         { "loadgen-agent.json", Role.Agent },
+        { "dashboard.json", Role.Dashboard },
     };
 
     [Theory]
