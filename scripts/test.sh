@@ -70,13 +70,18 @@ for proj in tests/*/*.csproj; do
   name=$(basename "$proj" .csproj)
   log "testing $name"
   set +e
-  dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$work/$name.log" | grep -E '^\s*(Failed|Passed!|Failed!)|error' || true
-  rc=${PIPESTATUS[0]}
+  dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=normal" >"$work/$name.log" 2>&1
+  rc=$?
   set -e
-  p=$(grep -oE 'Passed: +[0-9]+' "$work/$name.log" | awk '{s+=$2} END {print s+0}')
-  f=$(grep -oE 'Failed: +[0-9]+' "$work/$name.log" | awk '{s+=$2} END {print s+0}')
+  grep -E '^\s*Failed |^(Passed|Failed)!|aborted|crashed' "$work/$name.log" || true
+  p=$( (grep -oE 'Passed: +[0-9]+' "$work/$name.log" || true) | awk '{s+=$2} END {print s+0}')
+  f=$( (grep -oE 'Failed: +[0-9]+' "$work/$name.log" || true) | awk '{s+=$2} END {print s+0}')
   passed=$((passed + p)); failed=$((failed + f))
-  if [ "$rc" != 0 ]; then status=1; log "$name failed (exit $rc)"; fi
+  if [ "$rc" != 0 ]; then
+    status=1
+    log "$name failed (exit $rc); last lines of its log:"
+    tail -40 "$work/$name.log"
+  fi
 done
 echo "tests: $passed passed, $failed failed"
 exit $status

@@ -35,6 +35,11 @@ public sealed class WebhookReceiver : IAsyncDisposable
         {
             if (receiver.ScriptedStatuses.TryDequeue(out var status))
             {
+                if (status == 429)
+                {
+                    ctx.Response.Headers.RetryAfter = "1"; // seconds
+                }
+
                 return Results.StatusCode(status);
             }
 
