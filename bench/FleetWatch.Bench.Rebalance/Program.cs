@@ -26,8 +26,8 @@ public static class Program
         var files = Directory.GetFiles(dir, "*.input.json");
         Array.Sort(files, StringComparer.Ordinal);
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine("| case | shape L/E/R/G | EPLB mean | EPLB max | EPLB ms (recorded) | EPLB global mean | FleetWatch mean | FleetWatch max | FleetWatch ms | lower bound | ratio vs EPLB |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| case | shape L/E/R/G | EPLB mean | EPLB max | EPLB ms (recorded) | EPLB global mean | FleetWatch mean | FleetWatch max | FleetWatch ms (wall) | FleetWatch ms (CPU) | lower bound | ratio vs EPLB |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         var logRatio = 0.0;
         var logRatioGlobal = 0.0;
         var cases = new List<RebalanceCase>();
@@ -48,21 +48,28 @@ public static class Program
             var request = new ExpertPlanRequest(c.Weight, c.Gpus);
             _ = ExpertPlanner.Plan(request, Options);
             var times = new double[5];
+            var cpu = new double[5];
             ExpertPlan plan = null!;
+            using var self = Process.GetCurrentProcess();
             for (var i = 0; i < times.Length; i++)
             {
+                self.Refresh();
+                var c0 = self.TotalProcessorTime;
                 var t0 = Stopwatch.GetTimestamp();
                 plan = ExpertPlanner.Plan(request, Options);
                 times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                self.Refresh();
+                cpu[i] = (self.TotalProcessorTime - c0).TotalMilliseconds;
             }
 
             Array.Sort(times);
+            Array.Sort(cpu);
             var ratio = plan.MeanImbalance / eMean;
             logRatio += Math.Log(ratio);
             logRatioGlobal += Math.Log(plan.MeanImbalance / Math.Min(eMean, gMean));
             var slots = c.Gpus.Sum(g => g.Slots);
             Console.WriteLine(string.Create(inv,
-                $"| {c.Name} | {c.Weight.Length}/{c.Weight[0].Length}/{slots}/{c.Gpus.Count} | {eMean:F4} | {eMax:F4} | {eMs:F0} | {gMean:F4} | {plan.MeanImbalance:F4} | {plan.MaxImbalance:F4} | {times[times.Length / 2]:F1} | {plan.LowerBound.Average():F4} | {ratio:F3} |"));
+                $"| {c.Name} | {c.Weight.Length}/{c.Weight[0].Length}/{slots}/{c.Gpus.Count} | {eMean:F4} | {eMax:F4} | {eMs:F0} | {gMean:F4} | {plan.MeanImbalance:F4} | {plan.MaxImbalance:F4} | {times[times.Length / 2]:F1} | {cpu[cpu.Length / 2]:F0} | {plan.LowerBound.Average():F4} | {ratio:F3} |"));
         }
 
         Console.WriteLine();

@@ -57,7 +57,7 @@ public sealed record ExpertPlannerOptions
     public double StopWithinBound { get; init; } = 1e-4;
 
     /// <summary>Replica-count moves tried per layer after packing (joint count/packing search).</summary>
-    public int CountSearchTrials { get; init; } = 48;
+    public int CountSearchTrials { get; init; } = 16;
 }
 
 /// <summary>Input of <see cref="ExpertPlanner.Plan"/>.</summary>

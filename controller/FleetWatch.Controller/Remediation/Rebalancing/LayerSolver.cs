@@ -27,6 +27,8 @@ internal sealed class LayerSolver
     private readonly int[] _start;
     private readonly int[] _gpuOfSlot;
     private readonly double[] _inv;
+    private readonly double[] _speed;
+    private readonly bool _uniformSpeed;
     private readonly double _sumSpeed;
     private readonly double _maxSpeed;
     private readonly int _maxReplicas;
@@ -74,17 +76,20 @@ internal sealed class LayerSolver
         _gpuNode = new int[_gpus];
         _start = new int[_gpus + 1];
         _inv = new double[_gpus];
+        _speed = new double[_gpus];
         for (var g = 0; g < _gpus; g++)
         {
             _cap[g] = gpus[g].Slots;
             _gpuNode[g] = gpus[g].Node;
             _start[g + 1] = _start[g] + gpus[g].Slots;
             _inv[g] = 1.0 / gpus[g].Speed;
+            _speed[g] = gpus[g].Speed;
             _sumSpeed += gpus[g].Slots > 0 ? gpus[g].Speed : 0.0;
             _maxSpeed = Math.Max(_maxSpeed, gpus[g].Slots > 0 ? gpus[g].Speed : 0.0);
         }
 
         _slots = _start[_gpus];
+        _uniformSpeed = gpus.All(g => g.Speed == gpus[0].Speed);
         _gpuOfSlot = new int[_slots];
         for (var g = 0; g < _gpus; g++)
         {
@@ -620,21 +625,49 @@ internal sealed class LayerSolver
         var limit = 20 * _slots;
         for (var iter = 0; iter < limit; iter++)
         {
-            var h = ArgMax();
+            // One pass finds the hot GPU and, for equal speeds, the coldest one (dMax = max - min); mixed speeds
+            // need a second pass once the max is known.
+            var h = 0;
+            var nh = double.NegativeInfinity;
+            var coldest = double.PositiveInfinity;
+            for (var g = 0; g < _gpus; g++)
+            {
+                if (_cap[g] == 0)
+                {
+                    continue;
+                }
+
+                var v = _load[g] * _inv[g];
+                if (v > nh)
+                {
+                    nh = v;
+                    h = g;
+                }
+
+                if (v < coldest)
+                {
+                    coldest = v;
+                }
+            }
+
             var loadH = _load[h];
-            var nh = loadH * _inv[h];
             if (nh <= _stop)
             {
                 return;
             }
 
             var bestM = nh * (1 - Epsilon);
-            var dMax = 0.0;
-            for (var g = 0; g < _gpus; g++)
+            var invH = _inv[h];
+            var dMax = bestM - coldest;
+            if (!_uniformSpeed)
             {
-                if (g != h && _cap[g] > 0)
+                dMax = 0.0;
+                for (var g = 0; g < _gpus; g++)
                 {
-                    dMax = Math.Max(dMax, (bestM / _inv[g]) - _load[g]);
+                    if (g != h && _cap[g] > 0)
+                    {
+                        dMax = Math.Max(dMax, (bestM * _speed[g]) - _load[g]);
+                    }
                 }
             }
 
@@ -650,7 +683,10 @@ internal sealed class LayerSolver
                 {
                     var pb = _sorted[k];
                     var d = pa - pb;
-                    if (d <= 0)
+
+                    // d only shrinks from here on, and the hot GPU keeps at least loadH - d: once that reaches the
+                    // best max found, no later partner can beat it.
+                    if (d <= 0 || (loadH - d) * invH >= bestM)
                     {
                         break;
                     }
