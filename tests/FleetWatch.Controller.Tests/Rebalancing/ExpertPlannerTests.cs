@@ -92,6 +92,25 @@ public sealed class ExpertPlannerTests
     }
 
     [Fact]
+    public void Plan_PreferGroupNode_KeepsGroupsHome_ForALittleBalance()
+    {
+        // 64 experts in 8 groups on 4 nodes x 4 GPUs: a soft preference, never EPLB's hard node confinement.
+        var loads = Loads("zipf", layers: 4, experts: 64, seed: 21);
+        var gpus = Enumerable.Range(0, 16).Select(g => new ExpertGpu(g / 4, 5)).ToArray();
+        var flat = ExpertPlanner.Plan(new ExpertPlanRequest(loads, gpus));
+        var local = ExpertPlanner.Plan(
+            new ExpertPlanRequest(loads, gpus),
+            new ExpertPlannerOptions { Locality = ExpertLocality.PreferGroupNode, ExpertGroups = 8, LocalityTolerance = 0.02 });
+        var flatShare = ExpertPlanner.Plan(
+            new ExpertPlanRequest(loads, gpus),
+            new ExpertPlannerOptions { Locality = ExpertLocality.PreferGroupNode, ExpertGroups = 8, LocalityTolerance = 0 });
+        Assert.True(local.HomeNodeShare.Average() > flatShare.HomeNodeShare.Average() + 0.2,
+            $"home share {local.HomeNodeShare.Average():F2} vs {flatShare.HomeNodeShare.Average():F2} without tolerance");
+        Assert.True(local.MeanImbalance <= flat.MeanImbalance + 0.1, $"{local.MeanImbalance} vs {flat.MeanImbalance}");
+        Assert.All(local.Phy2Log, row => Assert.Equal(64, row.Distinct().Count()));
+    }
+
+    [Fact]
     public void Plan_IsDeterministic()
     {
         var loads = Loads("zipf", layers: 4, experts: 64, seed: 9);

@@ -96,6 +96,12 @@ public sealed record ExpertPlan
     /// <summary>Per layer, GPUs holding a second replica of one expert (0 unless slots outnumber experts × GPUs).</summary>
     public required int[] DuplicatesOnGpu { get; init; }
 
+    /// <summary>
+    /// Per layer, the share of slots whose expert sits on its group's home node under
+    /// <see cref="ExpertLocality.PreferGroupNode"/> (1.0 when locality is off).
+    /// </summary>
+    public required double[] HomeNodeShare { get; init; }
+
     public double MeanImbalance => Mean(Imbalance);
 
     public double MaxImbalance => Imbalance.Length == 0 ? 1.0 : Imbalance.Max();

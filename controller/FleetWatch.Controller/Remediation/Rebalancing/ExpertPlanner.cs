@@ -20,6 +20,7 @@ public static class ExpertPlanner
         var lowerBound = new double[layers];
         var moves = new int[layers];
         var duplicates = new int[layers];
+        var homeShare = new double[layers];
         var before = request.Current is null ? null : new double[layers];
         var fresh = new int[solver.Slots];
         for (var l = 0; l < layers; l++)
@@ -40,6 +41,7 @@ public static class ExpertPlanner
 
             phy2log[l] = plan;
             duplicates[l] = solver.Duplicates(plan);
+            homeShare[l] = solver.HomeShare(plan);
         }
 
         return new ExpertPlan
@@ -50,6 +52,7 @@ public static class ExpertPlanner
             ImbalanceBefore = before,
             WeightMoves = moves,
             DuplicatesOnGpu = duplicates,
+            HomeNodeShare = homeShare,
         };
     }
 

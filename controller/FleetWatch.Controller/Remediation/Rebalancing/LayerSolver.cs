@@ -59,6 +59,7 @@ internal sealed class LayerSolver
     private readonly int[] _newSlot;
     private readonly double _stopWithin;
     private double _stop;
+    private double _localitySlack;
     private readonly int[] _donors;
 
     private double _sumW;
@@ -374,6 +375,8 @@ internal sealed class LayerSolver
             _w[e] = v > 0 ? v : 0.0;
             _sumW += _w[e];
         }
+
+        _localitySlack = _localityTolerance * _sumW / _sumSpeed;
     }
 
     private void SetOriginal(int[] current)
@@ -704,6 +707,13 @@ internal sealed class LayerSolver
                         continue;
                     }
 
+                    // Locality is soft: a swap that takes a replica off its group's home node must buy more
+                    // balance than the tolerance.
+                    if (_locality && nh - m < _localitySlack && LeavesHome(ea, h, _slot[sb], g))
+                    {
+                        continue;
+                    }
+
                     if (_budget == int.MaxValue || _moves + SwapCost(sa, sb) <= _budget)
                     {
                         bestM = m;
@@ -810,6 +820,30 @@ internal sealed class LayerSolver
             _rank[_bySlot[o]] = o;
             o++;
         }
+    }
+
+    private bool LeavesHome(int ea, int h, int eb, int g)
+    {
+        var before = (_home[ea] == _gpuNode[h] ? 1 : 0) + (_home[eb] == _gpuNode[g] ? 1 : 0);
+        var after = (_home[ea] == _gpuNode[g] ? 1 : 0) + (_home[eb] == _gpuNode[h] ? 1 : 0);
+        return after < before;
+    }
+
+    /// <summary>Share of slots whose expert sits on its group's home node (1.0 when locality is off).</summary>
+    public double HomeShare(int[] placement)
+    {
+        if (!_locality)
+        {
+            return 1.0;
+        }
+
+        var home = 0;
+        for (var j = 0; j < _slots; j++)
+        {
+            home += _home[placement[j]] == _gpuNode[_gpuOfSlot[j]] ? 1 : 0;
+        }
+
+        return _slots == 0 ? 1.0 : (double)home / _slots;
     }
 
     private void ApplySwap(int sa, int sb)
