@@ -661,7 +661,7 @@ internal sealed class LayerSolver
 
             var bestM = nh * (1 - Epsilon);
             var invH = _inv[h];
-            var dMax = bestM - coldest;
+            var dMax = (bestM - coldest) * _speed[h];
             if (!_uniformSpeed)
             {
                 dMax = 0.0;
@@ -681,45 +681,31 @@ internal sealed class LayerSolver
                 var ea = _slot[sa];
                 var rankA = _rank[sa];
                 var pa = _sorted[rankA];
-                var onA = ea;
-                for (var k = LowerRank(pa - dMax, rankA); k < _slots; k++)
-                {
-                    var pb = _sorted[k];
-                    var d = pa - pb;
 
-                    // d only shrinks from here on, and the hot GPU keeps at least loadH - d: once that reaches the
-                    // best max found, no later partner can beat it.
+                // Scan outwards from the ideal partner (d = dMax / 2 evens the hot GPU with the coldest). Going up,
+                // d shrinks and the hot GPU keeps at least loadH - d; going down, d grows and the coldest GPU gets
+                // at least coldest + d. Either side stops once that reaches the best max found so far.
+                var centre = LowerRank(pa - (0.5 * dMax), rankA);
+                for (var k = centre; k < _slots; k++)
+                {
+                    var d = pa - _sorted[k];
                     if (d <= 0 || (loadH - d) * invH >= bestM)
                     {
                         break;
                     }
 
-                    var sb = _bySlot[k];
-                    var g = _gpuOfSlot[sb];
-                    if (g == h)
+                    Consider(h, loadH, nh, sa, ea, k, d, ref bestM, ref bestA, ref bestB);
+                }
+
+                for (var k = centre - 1; k >= 0; k--)
+                {
+                    var d = pa - _sorted[k];
+                    if (d >= (_uniformSpeed ? (bestM - coldest) * _speed[h] : dMax))
                     {
-                        continue;
+                        break;
                     }
 
-                    var m = Math.Max((loadH - d) * _inv[h], (_load[g] + d) * _inv[g]);
-                    if (m >= bestM || _on[(g * _experts) + onA] != 0 || _on[(h * _experts) + _slot[sb]] != 0)
-                    {
-                        continue;
-                    }
-
-                    // Locality is soft: a swap that takes a replica off its group's home node must buy more
-                    // balance than the tolerance.
-                    if (_locality && nh - m < _localitySlack && LeavesHome(ea, h, _slot[sb], g))
-                    {
-                        continue;
-                    }
-
-                    if (_budget == int.MaxValue || _moves + SwapCost(sa, sb) <= _budget)
-                    {
-                        bestM = m;
-                        bestA = sa;
-                        bestB = sb;
-                    }
+                    Consider(h, loadH, nh, sa, ea, k, d, ref bestM, ref bestA, ref bestB);
                 }
             }
 
@@ -729,6 +715,37 @@ internal sealed class LayerSolver
             }
 
             ApplySwap(bestA, bestB);
+        }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void Consider(int h, double loadH, double nh, int sa, int ea, int k, double d, ref double bestM, ref int bestA, ref int bestB)
+    {
+        var sb = _bySlot[k];
+        var g = _gpuOfSlot[sb];
+        if (g == h)
+        {
+            return;
+        }
+
+        var m = Math.Max((loadH - d) * _inv[h], (_load[g] + d) * _inv[g]);
+        if (m >= bestM || _on[(g * _experts) + ea] != 0 || _on[(h * _experts) + _slot[sb]] != 0)
+        {
+            return;
+        }
+
+        // Locality is soft: a swap that takes a replica off its group's home node must buy more balance than the
+        // tolerance.
+        if (_locality && nh - m < _localitySlack && LeavesHome(ea, h, _slot[sb], g))
+        {
+            return;
+        }
+
+        if (_budget == int.MaxValue || _moves + SwapCost(sa, sb) <= _budget)
+        {
+            bestM = m;
+            bestA = sa;
+            bestB = sb;
         }
     }
 
