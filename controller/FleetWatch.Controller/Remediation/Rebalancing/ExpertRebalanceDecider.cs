@@ -41,6 +41,9 @@ public sealed class ExpertRebalancingOptions
 
     /// <summary>How often a job is re-planned without a topology change (for the scheduled job).</summary>
     public TimeSpan ReplanInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Queue of the command lane that <see cref="FleetWatch.Contracts.ApplyExpertPlacement"/> is sent to.</summary>
+    public string CommandQueue { get; set; } = "fleetwatch-commands";
 }
 
 /// <summary>Outcome of <see cref="ExpertRebalanceDecider.Decide"/>: a command to send, or why there is none.</summary>
