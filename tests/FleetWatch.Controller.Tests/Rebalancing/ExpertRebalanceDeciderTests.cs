@@ -161,16 +161,6 @@ public sealed class ExpertRebalanceDeciderTests
         int[][] rows = placement == "balanced"
             ? ExpertPlanner.Plan(new ExpertPlanRequest(loads, gpus.Select(g => new ExpertGpu(0, g.Slots)).ToArray())).Phy2Log
             : loads.Select(_ => Enumerable.Range(0, 16 * SlotsPerGpu).Select(j => j % Experts).ToArray()).ToArray();
-        return new ExpertLoadReport
-        {
-            Job = "job-1",
-            WindowStart = new DateTimeOffset(2026, 11, 29, 12, 0, 0, TimeSpan.Zero),
-            WindowEnd = new DateTimeOffset(2026, 11, 29, 12, 5, 0, TimeSpan.Zero),
-            TokensPerExpert = loads.Select(r => (IReadOnlyList<long>)r.Select(x => (long)x).ToArray()).ToArray(),
-            Gpus = gpus,
-            Placement = rows,
-            ExpertGroups = 8,
-            PlacementVersion = 3,
-        };
+        return RebalanceTestKit.Report("job-1", loads, gpus, rows) with { ExpertGroups = 8, PlacementVersion = 3 };
     }
 }

@@ -45,15 +45,7 @@ public sealed class ExpertRebalancingServicesTests
             var loads = ExpertPlannerTests.Loads("zipf", layers: 2, experts: 32, seed: 2);
             var gpus = Enumerable.Range(0, 8).Select(g => new ExpertSlotGpu($"node-{g / 4}", g % 4, 5)).ToArray();
             var placement = ExpertPlanner.Plan(new ExpertPlanRequest(loads, gpus.Select(_ => new ExpertGpu(0, 5)).ToArray())).Phy2Log;
-            await harness.Bus.Publish(new ExpertLoadReport
-            {
-                Job = "moe-1",
-                WindowStart = new DateTimeOffset(2026, 11, 29, 12, 0, 0, TimeSpan.Zero),
-                WindowEnd = new DateTimeOffset(2026, 11, 29, 12, 1, 0, TimeSpan.Zero),
-                TokensPerExpert = loads.Select(r => (IReadOnlyList<long>)r.Select(x => (long)x).ToArray()).ToArray(),
-                Gpus = gpus,
-                Placement = placement,
-            });
+            await harness.Bus.Publish(RebalanceTestKit.Report("moe-1", loads, gpus, placement));
 
             Assert.True(await harness.Consumed.Any<ExpertLoadReport>());
             Assert.True(await harness.Sent.Any<ApplyExpertPlacement>());

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using FleetWatch.Contracts;
 
 namespace FleetWatch.Controller.Tests.Rebalancing;
 
@@ -79,6 +80,17 @@ internal static class RebalanceTestKit
         var mean = w.Sum() / sumSpeed;
         return mean > 0 ? max / mean : 1.0;
     }
+
+    /// <summary>A five-minute window report of a job running <paramref name="placement"/>.</summary>
+    public static ExpertLoadReport Report(string job, double[][] loads, IReadOnlyList<ExpertSlotGpu> gpus, int[][] placement) => new()
+    {
+        Job = job,
+        WindowStart = new DateTimeOffset(2026, 11, 29, 12, 0, 0, TimeSpan.Zero),
+        WindowEnd = new DateTimeOffset(2026, 11, 29, 12, 5, 0, TimeSpan.Zero),
+        TokensPerExpert = loads.Select(r => (IReadOnlyList<long>)r.Select(x => (long)x).ToArray()).ToArray(),
+        Gpus = gpus,
+        Placement = placement,
+    };
 
     public static string TempDir(string prefix)
     {
