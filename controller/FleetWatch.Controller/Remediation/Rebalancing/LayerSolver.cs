@@ -248,9 +248,8 @@ internal sealed class LayerSolver
     {
         SetOriginal(current);
         var n = 0;
-        var pairCount = _gpus * _gpus;
-        var pairs = new long[pairCount];
-        var overlaps = new int[pairCount];
+        var pairs = new List<long>();
+        var overlaps = new List<int>();
         for (var bin = 0; bin < _gpus; bin++)
         {
             for (var g = 0; g < _gpus; g++)
@@ -266,24 +265,43 @@ internal sealed class LayerSolver
                     overlap += _orig[(g * _experts) + placement[j]] != 0 ? 1 : 0;
                 }
 
-                pairs[n] = ((long)bin * _gpus) + g;
-                overlaps[n] = -overlap;
-                n++;
+                // Pairs that keep nothing are left to the fill-in below, so the sort stays small.
+                if (overlap > 0)
+                {
+                    pairs.Add(((long)bin * _gpus) + g);
+                    overlaps.Add(-overlap);
+                    n++;
+                }
             }
         }
 
-        Array.Sort(overlaps, pairs, 0, n);
+        var pairArray = pairs.ToArray();
+        var overlapArray = overlaps.ToArray();
+        Array.Sort(overlapArray, pairArray);
         var binTaken = new bool[_gpus];
         var gpuTaken = new bool[_gpus];
         var target = new int[_gpus];
         for (var k = 0; k < n; k++)
         {
-            var bin = (int)(pairs[k] / _gpus);
-            var g = (int)(pairs[k] % _gpus);
+            var bin = (int)(pairArray[k] / _gpus);
+            var g = (int)(pairArray[k] % _gpus);
             if (!binTaken[bin] && !gpuTaken[g])
             {
                 binTaken[bin] = gpuTaken[g] = true;
                 target[bin] = g;
+            }
+        }
+
+        // Bins that keep nothing anywhere take the free GPUs of their class (same slots and speed) in order.
+        for (var bin = 0; bin < _gpus; bin++)
+        {
+            for (var g = 0; g < _gpus && !binTaken[bin]; g++)
+            {
+                if (!gpuTaken[g] && _cap[bin] == _cap[g] && gpus[bin].Speed == gpus[g].Speed)
+                {
+                    binTaken[bin] = gpuTaken[g] = true;
+                    target[bin] = g;
+                }
             }
         }
 
