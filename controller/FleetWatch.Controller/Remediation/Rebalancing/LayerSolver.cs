@@ -45,6 +45,8 @@ internal sealed class LayerSolver
     private readonly int[] _items;
     private readonly double[] _keys;
     private readonly int[] _fill;
+    private readonly int[] _gpuHeap;
+    private readonly int[] _stash;
     private readonly int[] _saveSlot;
     private readonly int[] _saveCnt;
     private readonly double[] _saveLoad;
@@ -123,6 +125,8 @@ internal sealed class LayerSolver
         _items = new int[_slots];
         _keys = new double[_slots];
         _fill = new int[_gpus];
+        _gpuHeap = new int[_gpus];
+        _stash = new int[_gpus];
         _saveSlot = new int[_slots];
         _saveCnt = new int[experts];
         _saveLoad = new double[_gpus];
@@ -549,6 +553,12 @@ internal sealed class LayerSolver
         Array.Clear(_fill);
         Array.Clear(_load);
         Array.Clear(_on);
+        if (_uniformSpeed && !_locality)
+        {
+            PackLptHeap(n);
+            return;
+        }
+
         var tolerance = _locality ? _localityTolerance * _sumW / _sumSpeed : 0.0;
         for (var i = 0; i < n; i++)
         {
@@ -594,6 +604,106 @@ internal sealed class LayerSolver
             _fill[best]++;
             _load[best] += p;
             _on[(best * _experts) + e]++;
+        }
+    }
+
+    /// <summary>
+    /// LPT with equal speeds: the least loaded GPU with room comes off a min-heap (ties to the lower index, as the
+    /// linear scan), O(R log G) instead of O(R G) for 512 slots on 256 GPUs.
+    /// </summary>
+    private void PackLptHeap(int n)
+    {
+        var size = 0;
+        for (var g = 0; g < _gpus; g++)
+        {
+            if (_cap[g] > 0)
+            {
+                _gpuHeap[size++] = g;
+            }
+        }
+
+        // All loads are 0, so index order is already a valid heap.
+        for (var i = 0; i < n; i++)
+        {
+            var e = _items[i];
+            var p = -_keys[i];
+            var stashed = 0;
+            var chosen = -1;
+            while (size > 0)
+            {
+                var g = _gpuHeap[0];
+                _gpuHeap[0] = _gpuHeap[--size];
+                GpuSiftDown(0, size);
+                if (_on[(g * _experts) + e] == 0)
+                {
+                    chosen = g;
+                    break;
+                }
+
+                _stash[stashed++] = g;
+            }
+
+            var fromStash = chosen < 0;
+            if (fromStash)
+            {
+                // Every GPU with room holds e already: a duplicate is unavoidable; take the least loaded.
+                chosen = _stash[0];
+            }
+
+            _slot[_start[chosen] + _fill[chosen]] = e;
+            _fill[chosen]++;
+            _load[chosen] += p;
+            _on[(chosen * _experts) + e]++;
+            for (var k = fromStash ? 1 : 0; k < stashed; k++)
+            {
+                GpuPush(_stash[k], ref size);
+            }
+
+            if (_fill[chosen] < _cap[chosen])
+            {
+                GpuPush(chosen, ref size);
+            }
+        }
+    }
+
+    private bool GpuBelow(int a, int b) => _load[a] < _load[b] || (_load[a] == _load[b] && a < b);
+
+    private void GpuPush(int g, ref int size)
+    {
+        var i = size++;
+        _gpuHeap[i] = g;
+        while (i > 0)
+        {
+            var parent = (i - 1) / 2;
+            if (!GpuBelow(_gpuHeap[i], _gpuHeap[parent]))
+            {
+                return;
+            }
+
+            (_gpuHeap[i], _gpuHeap[parent]) = (_gpuHeap[parent], _gpuHeap[i]);
+            i = parent;
+        }
+    }
+
+    private void GpuSiftDown(int i, int size)
+    {
+        while (true)
+        {
+            var l = (2 * i) + 1;
+            if (l >= size)
+            {
+                return;
+            }
+
+            var r = l + 1;
+            var c = r < size && GpuBelow(_gpuHeap[r], _gpuHeap[l]) ? r : l;
+            if (!GpuBelow(_gpuHeap[c], _gpuHeap[i]))
+            {
+                return;
+            }
+
+            (_gpuHeap[c], _gpuHeap[i]) = (_gpuHeap[i], _gpuHeap[c]);
+            i = c;
         }
     }
 
