@@ -73,8 +73,13 @@ public static class ExpertPlanner
             w, current, budget, scratch + options.MigrationBalanceTolerance, options.CountSearchTrials, plan, out var incrementalMoves));
         solver.AlignToCurrent(current, fresh, gpus);
         var scratchMoves = solver.CountMoves(current, fresh);
-        var scratchWins = scratch < incremental - options.MigrationBalanceTolerance
-            && (scratchMoves <= budget || scratchMoves <= incrementalMoves);
+
+        // For a given balance (within the tolerance of the better one), the fewer moves win; a fresh plan that
+        // breaks the budget never does (unless the incremental plan needed even more moves for validity).
+        var best = Math.Min(scratch, incremental);
+        var scratchOk = (scratchMoves <= budget || scratchMoves <= incrementalMoves) && scratch <= best + options.MigrationBalanceTolerance;
+        var incrementalOk = incremental <= best + options.MigrationBalanceTolerance;
+        var scratchWins = scratchOk && (!incrementalOk || scratchMoves < incrementalMoves);
         if (!scratchWins)
         {
             return (incremental, incrementalMoves);
