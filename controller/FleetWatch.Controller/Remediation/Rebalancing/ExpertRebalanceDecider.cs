@@ -21,7 +21,7 @@ public sealed class ExpertRebalancingOptions
 {
     public const string SectionName = "FleetWatch:ExpertRebalancing";
 
-    /// <summary>Most weight copies per layer beyond those a lost GPU forces (null: no limit).</summary>
+    /// <summary>Most weight copies per layer (null: no limit); copies a lost GPU forces are made even past it.</summary>
     public int? MaxWeightMovesPerLayer { get; set; }
 
     /// <summary>Imbalance a plan may give up to move fewer weights (0.005 = 0.5 % of the mean GPU load).</summary>

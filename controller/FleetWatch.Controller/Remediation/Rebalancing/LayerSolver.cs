@@ -145,7 +145,6 @@ internal sealed class LayerSolver
 
     public int Slots => _slots;
 
-
     /// <summary>Plans one layer from scratch into <paramref name="phy2log"/>; returns the max normalised load.</summary>
     public double PlanFresh(double[] weights, int trials, int[] phy2log)
     {
@@ -165,7 +164,7 @@ internal sealed class LayerSolver
 
     /// <summary>
     /// Plans one layer starting from <paramref name="current"/> (-1 = empty slot), making at most
-    /// <paramref name="budget"/> weight moves beyond those needed for validity, and stopping once the imbalance is
+    /// <paramref name="budget"/> weight moves in all (or the moves validity needs, if more), and stopping once the imbalance is
     /// <paramref name="goodEnoughImbalance"/> or better. Returns the max normalised load;
     /// <paramref name="moves"/> is the number of weights copied.
     /// </summary>
