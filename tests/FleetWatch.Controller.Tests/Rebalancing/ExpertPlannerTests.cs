@@ -54,6 +54,63 @@ public sealed class ExpertPlannerTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void Plan_RandomTopologiesAndCurrentPlacements_StayValid(int seed)
+    {
+        // Property check over 60 random instances per seed: uneven slots, speeds, zero loads, and current
+        // placements with holes (-1), bad ids and duplicates.
+        var rng = new Random(seed);
+        for (var instance = 0; instance < 60; instance++)
+        {
+            var experts = rng.Next(1, 40);
+            var gpuCount = rng.Next(1, 12);
+            var slots = Enumerable.Range(0, gpuCount).Select(_ => rng.Next(0, 7)).ToArray();
+            if (slots.Sum() < experts)
+            {
+                slots[rng.Next(gpuCount)] += experts - slots.Sum();
+            }
+
+            var gpus = slots.Select((s, g) => new ExpertGpu(g % 3, s, Speed: rng.Next(4) == 0 ? 0.5 : 1.0)).ToArray();
+            var loads = Enumerable.Range(0, 3).Select(_ => Enumerable.Range(0, experts)
+                .Select(_ => rng.Next(4) == 0 ? 0.0 : Math.Round(Math.Exp(3 * rng.NextDouble()) * 100)).ToArray()).ToArray();
+            var total = slots.Sum();
+            var current = loads.Select(_ => Enumerable.Range(0, total).Select(_ => rng.Next(-2, experts + 2)).ToArray()).ToArray();
+            var budget = rng.Next(3) == 0 ? (int?)rng.Next(0, 5) : null;
+            foreach (var plan in new[]
+            {
+                ExpertPlanner.Plan(new ExpertPlanRequest(loads, gpus)),
+                ExpertPlanner.Plan(new ExpertPlanRequest(loads, gpus, current), new ExpertPlannerOptions { MaxWeightMovesPerLayer = budget }),
+            })
+            {
+                for (var l = 0; l < loads.Length; l++)
+                {
+                    var row = plan.Phy2Log[l];
+                    Assert.Equal(total, row.Length);
+                    Assert.All(row, e => Assert.InRange(e, 0, experts - 1));
+                    Assert.Equal(experts, row.Distinct().Count());
+                    var start = 0;
+                    foreach (var s in slots)
+                    {
+                        // Unless slots outnumber experts x GPUs (duplicates then unavoidable overall), a GPU holds an
+                        // expert twice only if it has more slots than there are experts.
+                        if ((long)experts * slots.Count(x => x > 0) >= total)
+                        {
+                            Assert.Equal(Math.Min(s, experts), row.Skip(start).Take(s).Distinct().Count());
+                        }
+
+                        start += s;
+                    }
+
+                    Assert.Equal(RebalanceTestKit.Imbalance(loads[l], row, slots, gpus.Select(g => g.Speed).ToArray()), plan.Imbalance[l], 9);
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Plan_SplitsASingleHotExpertOverManyGpus()
     {

@@ -154,6 +154,7 @@ internal sealed class LayerSolver
         _moves = 0;
         Replicate();
         PackLpt();
+        FixDuplicates();
         RebuildOrder();
         _stop = StopLevel();
         LocalSearch();
@@ -208,7 +209,11 @@ internal sealed class LayerSolver
             }
         }
 
-        Array.Copy(placement, _slot, _slots);
+        for (var j = 0; j < _slots; j++)
+        {
+            _slot[j] = (uint)placement[j] < (uint)_experts ? placement[j] : -1;
+        }
+
         RecomputeLoads();
         return Imbalance(MaxNormalised());
     }
@@ -607,6 +612,81 @@ internal sealed class LayerSolver
     }
 
     /// <summary>
+    /// LPT fills the GPUs with room last; when those already hold the last items' experts it must double one up.
+    /// Swap each such duplicate with a slot elsewhere that takes it without creating another (least added load).
+    /// </summary>
+    private void FixDuplicates()
+    {
+        if (_maxReplicas == int.MaxValue)
+        {
+            return;
+        }
+
+        var changed = false;
+        for (var sa = 0; sa < _slots; sa++)
+        {
+            var ga = _gpuOfSlot[sa];
+            var ea = _slot[sa];
+            if (_on[(ga * _experts) + ea] < 2)
+            {
+                continue;
+            }
+
+            var best = -1;
+            var bestValue = double.PositiveInfinity;
+            for (var sb = 0; sb < _slots; sb++)
+            {
+                var gb = _gpuOfSlot[sb];
+                var eb = _slot[sb];
+                if (gb == ga || _on[(gb * _experts) + ea] != 0 || _on[(ga * _experts) + eb] != 0)
+                {
+                    continue;
+                }
+
+                var d = Piece(ea) - Piece(eb);
+                var v = Math.Max((_load[ga] - d) * _inv[ga], (_load[gb] + d) * _inv[gb]);
+                if (v < bestValue)
+                {
+                    bestValue = v;
+                    best = sb;
+                }
+            }
+
+            if (best >= 0)
+            {
+                SwapContents(sa, best);
+                continue;
+            }
+
+            // No swap helps: the counts do not fit the slot layout (a GPU with nearly as many slots as there are
+            // experts). Give the slot to the expert this GPU lacks that gains most from one more replica.
+            var f = -1;
+            for (var e = 0; e < _experts; e++)
+            {
+                if (_on[(ga * _experts) + e] == 0 && (f < 0 || _w[e] * (_cnt[f] + 1) > _w[f] * (_cnt[e] + 1)))
+                {
+                    f = e;
+                }
+            }
+
+            if (f >= 0)
+            {
+                _on[(ga * _experts) + ea]--;
+                _on[(ga * _experts) + f]++;
+                _cnt[ea]--;
+                _cnt[f]++;
+                _slot[sa] = f;
+                changed = true;
+            }
+        }
+
+        if (changed)
+        {
+            RecomputeLoads();
+        }
+    }
+
+    /// <summary>
     /// LPT with equal speeds: the least loaded GPU with room comes off a min-heap (ties to the lower index, as the
     /// linear scan), O(R log G) instead of O(R G) for 512 slots on 256 GPUs.
     /// </summary>
@@ -993,6 +1073,17 @@ internal sealed class LayerSolver
     private void ApplySwap(int sa, int sb)
     {
         _moves += SwapCost(sa, sb);
+        SwapContents(sa, sb);
+        var ra = _rank[sa];
+        var rb = _rank[sb];
+        _bySlot[ra] = sb;
+        _bySlot[rb] = sa;
+        _rank[sa] = rb;
+        _rank[sb] = ra;
+    }
+
+    private void SwapContents(int sa, int sb)
+    {
         var ga = _gpuOfSlot[sa];
         var gb = _gpuOfSlot[sb];
         var ea = _slot[sa];
@@ -1006,12 +1097,6 @@ internal sealed class LayerSolver
         _on[(gb * _experts) + ea]++;
         _slot[sa] = eb;
         _slot[sb] = ea;
-        var ra = _rank[sa];
-        var rb = _rank[sb];
-        _bySlot[ra] = sb;
-        _bySlot[rb] = sa;
-        _rank[sa] = rb;
-        _rank[sb] = ra;
     }
 
     /// <summary>Joint count/packing search: shift one replica at a time towards the hottest GPU's experts.</summary>
