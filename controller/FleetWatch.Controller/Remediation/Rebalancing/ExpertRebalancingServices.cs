@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using FleetWatch.Contracts;
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace FleetWatch.Controller.Remediation.Rebalancing;
+
+/// <summary>The GPUs whose capacity is reduced or removed right now (cordoned, lost, stragglers).</summary>
+public interface IGpuCapacityView
+{
+    IReadOnlyCollection<GpuCapacityChange> Current();
+}
+
+/// <summary>In-process <see cref="IGpuCapacityView"/>: remediation marks GPUs, the rebalancer reads them.</summary>
+public sealed class InMemoryGpuCapacityView : IGpuCapacityView
+{
+    private readonly ConcurrentDictionary<(string Node, int Gpu), GpuCapacityChange> _changes = new();
+
+    public void Set(GpuCapacityChange change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        _changes[(change.Node, change.Gpu)] = change;
+    }
+
+    public void Clear(string node, int gpu) => _changes.TryRemove((node, gpu), out _);
+
+    public IReadOnlyCollection<GpuCapacityChange> Current() => [.. _changes.Values];
+}
+
+/// <summary>Latest expert-load report per job and the job's plan cycle counter (what the scheduled re-plan reads).</summary>
+public sealed class ExpertLoadReportStore
+{
+    private readonly ConcurrentDictionary<string, ExpertLoadReport> _latest = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _cycles = new(StringComparer.Ordinal);
+
+    /// <summary>Keeps the report unless a newer window is already stored (redelivery must not roll back).</summary>
+    public void Put(ExpertLoadReport report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        _latest.AddOrUpdate(report.Job, report, (_, old) => old.WindowEnd > report.WindowEnd ? old : report);
+    }
+
+    public ExpertLoadReport? Latest(string job) => _latest.TryGetValue(job, out var r) ? r : null;
+
+    public IReadOnlyCollection<string> Jobs => [.. _latest.Keys];
+
+    public long NextCycle(string job) => _cycles.AddOrUpdate(job, 1, (_, c) => c + 1);
+}
+
+/// <summary>
+/// Thin consumer: store the report, ask <see cref="ExpertRebalanceDecider"/> against the current GPU capacity,
+/// send the <see cref="ApplyExpertPlacement"/> it returns on the command queue, log the action.
+/// </summary>
+public sealed class ExpertLoadReportConsumer(
+    ExpertLoadReportStore store,
+    IGpuCapacityView capacity,
+    IOptions<ExpertRebalancingOptions> options,
+    ILogger<ExpertLoadReportConsumer> logger) : IConsumer<ExpertLoadReport>
+{
+    public async Task Consume(ConsumeContext<ExpertLoadReport> context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var report = context.Message;
+        store.Put(report);
+        var decision = ExpertRebalanceDecider.Decide(report, capacity.Current(), store.NextCycle(report.Job), options.Value);
+        if (decision.Command is not { } command)
+        {
+            RebalancingLog.NoPlacement(logger, report.Job, decision.Outcome);
+            return;
+        }
+
+        var endpoint = await context.GetSendEndpoint(new Uri("queue:" + options.Value.CommandQueue));
+        await endpoint.Send(command, context.CancellationToken);
+        RebalancingLog.PlacementSent(
+            logger, command.Job, command.PlanId, command.ExpectedImbalanceBefore ?? double.NaN, command.ExpectedImbalanceAfter,
+            command.WeightMoveCount, command.Reason);
+    }
+}
+
+/// <summary>Validates <see cref="ExpertRebalancingOptions"/> at start, naming the key and the bad value.</summary>
+public sealed class ExpertRebalancingOptionsValidator : IValidateOptions<ExpertRebalancingOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ExpertRebalancingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new List<string>();
+        var section = ExpertRebalancingOptions.SectionName;
+        if (options.MaxWeightMovesPerLayer is < 0)
+        {
+            errors.Add(Invariant($"{section}:MaxWeightMovesPerLayer must be >= 0 or empty, got {options.MaxWeightMovesPerLayer}"));
+        }
+
+        if (!(options.MigrationBalanceTolerance is >= 0 and <= 1))
+        {
+            errors.Add(Invariant($"{section}:MigrationBalanceTolerance must be in [0, 1], got {options.MigrationBalanceTolerance}"));
+        }
+
+        if (!(options.MinImbalanceImprovement is >= 0 and <= 10))
+        {
+            errors.Add(Invariant($"{section}:MinImbalanceImprovement must be in [0, 10], got {options.MinImbalanceImprovement}"));
+        }
+
+        if (!(options.LocalityTolerance is >= 0 and <= 1))
+        {
+            errors.Add(Invariant($"{section}:LocalityTolerance must be in [0, 1], got {options.LocalityTolerance}"));
+        }
+
+        if (!Enum.IsDefined(options.Locality))
+        {
+            errors.Add(Invariant($"{section}:Locality must be None or PreferGroupNode, got {options.Locality}"));
+        }
+
+        if (options.ReplanInterval < TimeSpan.FromSeconds(10))
+        {
+            errors.Add(Invariant($"{section}:ReplanInterval must be at least 00:00:10, got {options.ReplanInterval}"));
+        }
+
+        if (string.IsNullOrWhiteSpace(options.CommandQueue))
+        {
+            errors.Add($"{section}:CommandQueue must not be empty");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>Composition of expert rebalancing (STYLE.md rule 2: one Add… per concern).</summary>
+public static class ExpertRebalancingServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the options (bound from <c>FleetWatch:ExpertRebalancing</c>, validated at start), the report store
+    /// and the capacity view. Register <see cref="ExpertLoadReportConsumer"/> in AddMassTransit.
+    /// </summary>
+    public static IServiceCollection AddExpertRebalancing(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<ExpertRebalancingOptions>()
+            .Bind(configuration.GetSection(ExpertRebalancingOptions.SectionName))
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ExpertRebalancingOptions>, ExpertRebalancingOptionsValidator>());
+        services.TryAddSingleton<ExpertLoadReportStore>();
+        services.TryAddSingleton<InMemoryGpuCapacityView>();
+        services.TryAddSingleton<IGpuCapacityView>(sp => sp.GetRequiredService<InMemoryGpuCapacityView>());
+        return services;
+    }
+}
+
+internal static partial class RebalancingLog
+{
+    [LoggerMessage(EventId = 7001, Level = LogLevel.Information,
+        Message = "Expert placement {PlanId} sent to job {Job}: imbalance {Before:F4} -> {After:F4}, {Moves} weight moves ({Reason})")]
+    public static partial void PlacementSent(
+        ILogger logger, string job, string planId, double before, double after, int moves, string reason);
+
+    [LoggerMessage(EventId = 7002, Level = LogLevel.Debug, Message = "No expert placement for job {Job}: {Outcome}")]
+    public static partial void NoPlacement(ILogger logger, string job, string outcome);
+}
