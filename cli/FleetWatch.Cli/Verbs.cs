@@ -15,6 +15,7 @@ public static class Verbs
         Offline tools (FORMATS.md):
           xid          Xid / SXid / fallen-off-bus events from a kernel log as JSON Lines (--input FILE|-)
           stragglers   straggler and hang analysis of step timings (--trace FILE [--end-ms N] [--output FILE])
+          rebalance    MoE expert placement (--input FILE --output FILE | --input-dir DIR --output-dir DIR)
 
         Tools:
           nvml-probe   read every GPU once through the agent's NVML source and print JSON [--library PATH]
@@ -46,6 +47,8 @@ public static class Verbs
                 return await FleetWatch.Agent.Sources.Kmsg.XidTool.RunAsync(rest, stdout, stderr);
             case "stragglers":
                 return await FleetWatch.Controller.Stragglers.StragglerTool.RunAsync(rest, stdout, stderr);
+            case "rebalance":
+                return await FleetWatch.Controller.Remediation.Rebalancing.RebalanceTool.RunAsync(rest, stdout, stderr);
             case "nvml-probe":
                 return await NvmlProbe.RunAsync(rest, stdout, stderr);
             default:

@@ -4,6 +4,7 @@ using FleetWatch.Controller.Detection;
 using FleetWatch.Controller.Fleet;
 using FleetWatch.Controller.Incidents;
 using FleetWatch.Controller.Ingest;
+using FleetWatch.Controller.Remediation.Rebalancing;
 using FleetWatch.Controller.Scheduling;
 using FleetWatch.Controller.Telemetry;
 using MassTransit;
@@ -25,6 +26,9 @@ public static class ControllerServiceCollectionExtensions
 
     public const string SnapshotQueue = "fleetwatch-fleet-snapshot";
 
+    /// <summary>Expert-load reports of MoE jobs (low volume: one per job per window).</summary>
+    public const string ExpertLoadQueue = "fleetwatch-expert-load";
+
     /// <summary>Fleet state, detectors, incidents, alert delivery, telemetry sink, fleet frames and the sweep schedule.</summary>
     public static IServiceCollection AddFleetController(this IServiceCollection services, IConfiguration configuration)
     {
@@ -38,6 +42,7 @@ public static class ControllerServiceCollectionExtensions
         services.AddSingleton<FleetFrameBuilder>();
         services.AddHostedService<FleetFramePublisher>();
         services.AddFleetSweep(configuration);
+        services.AddExpertRebalancing(configuration);
         return services;
     }
 
@@ -94,6 +99,7 @@ public static class ControllerServiceCollectionExtensions
         bus.AddConsumer<GpuXidObservedConsumer>(c => c.UseMessageRetry(r => { r.Ignore<InvalidTelemetryException>(); r.Intervals(100, 500, 1000); }))
             .Endpoint(e => e.Name = XidQueue);
         bus.AddConsumer<GetFleetSnapshotConsumer>().Endpoint(e => e.Name = SnapshotQueue);
+        bus.AddConsumer<ExpertLoadReportConsumer>().Endpoint(e => e.Name = ExpertLoadQueue);
         return bus;
     }
 
