@@ -2,6 +2,7 @@ using FleetWatch.Contracts;
 using FleetWatch.Controller.Alerting;
 using FleetWatch.Controller.Incidents;
 using FleetWatch.Integration.Tests.Support;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
