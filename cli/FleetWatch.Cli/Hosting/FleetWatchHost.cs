@@ -7,6 +7,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace FleetWatch.Cli.Hosting;
 
@@ -49,6 +50,10 @@ public static class FleetWatchHost
         }
 
         AddConfigFile(builder, args);
+        // MassTransit: at most 20 messages per 10 s, so a broker outage cannot flood the journal.
+        var massTransitLogs = new LogRateLimit(TimeProvider.System, LogLevel.Information, 20, TimeSpan.FromSeconds(10));
+        builder.Logging.AddFilter("MassTransit", massTransitLogs.Allow);
+        builder.Services.AddSingleton(massTransitLogs);
         // Type=notify under systemd (READY=1 once started, STOPPING=1 on shutdown); a no-op elsewhere.
         builder.Services.AddSystemd();
         configure?.Invoke(builder);

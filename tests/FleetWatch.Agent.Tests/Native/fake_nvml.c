@@ -11,7 +11,7 @@ enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, GPU_IS_LOST = 15, DRI
 
 static long long g_count = 8, g_lost = -1, g_hang_ms = 0, g_nvlink = 18, g_dbe = 0, g_init_fail = 0, g_inited = 0, g_calls = 0;
 /* One scripted NVML event: device index and Xid (eventData) delivered by the next nvmlEventSetWait_v2. */
-static long long g_event_gpu = -1, g_event_xid = 0;
+static long long g_event_gpu = -1, g_event_xid = 0, g_recovery = 0;
 
 int fake_nvml_set(const char *key, long long value) {
     if (!strcmp(key, "count")) g_count = value;
@@ -21,6 +21,7 @@ int fake_nvml_set(const char *key, long long value) {
     else if (!strcmp(key, "dbe")) g_dbe = value;
     else if (!strcmp(key, "init_fail")) g_init_fail = value;
     else if (!strcmp(key, "event_gpu")) g_event_gpu = value;
+    else if (!strcmp(key, "recovery")) g_recovery = value;
     else if (!strcmp(key, "event_xid")) g_event_xid = value;
     else return -1;
     return 0;
@@ -66,6 +67,19 @@ nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t d, unsigned int link, int *ac
     GUARD(d); if (g_nvlink == 0) return NOT_SUPPORTED; if (link >= g_nvlink) return INVALID; *active = 1; return OK; }
 nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t d, unsigned int link, int counter, unsigned long long *v) {
     GUARD(d); if (g_nvlink == 0) return NOT_SUPPORTED; *v = (unsigned long long)(counter * 10 + link); return OK; }
+typedef struct { unsigned int fieldId, scopeId; long long timestamp, latencyUsec; int valueType; nvmlReturn_t nvmlReturn; unsigned long long value; } nvmlFieldValue_t;
+nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_t *values) {
+    GUARD(d);
+    for (int i = 0; i < count; i++) {
+        values[i].valueType = 1; /* unsigned int */
+        switch (values[i].fieldId) {
+        case 82: values[i].nvmlReturn = OK; values[i].value = 45 + DEV(d); break;       /* MEMORY_TEMP */
+        case 230: values[i].nvmlReturn = OK; values[i].value = (unsigned long long)g_recovery; break; /* GPU_RECOVERY_ACTION */
+        default: values[i].nvmlReturn = NOT_SUPPORTED; break;
+        }
+    }
+    return OK;
+}
 typedef struct { nvmlDevice_t device; unsigned long long eventType, eventData; unsigned gi, ci; } nvmlEventData_t;
 nvmlReturn_t nvmlEventSetCreate(void **set) { *set = (void *)1; return OK; }
 nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, void *set) { GUARD(d); return OK; }

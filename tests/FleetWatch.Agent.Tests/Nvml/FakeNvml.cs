@@ -36,5 +36,7 @@ internal static unsafe class FakeNvml
         Set("nvlinks", 18);
         Set("dbe", 0);
         Set("init_fail", 0);
+        Set("recovery", 0);
+        Set("event_gpu", -1);
     }
 }

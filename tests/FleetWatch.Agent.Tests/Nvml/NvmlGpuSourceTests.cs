@@ -25,6 +25,8 @@ public sealed class NvmlGpuSourceTests
         Assert.Equal("00000000:38:00.0", gpu.PciBusId);
         Assert.Equal("Fake H100 80GB HBM3", gpu.Name);
         Assert.Equal(42, gpu.TemperatureC);
+        Assert.Equal(47, gpu.MemoryTemperatureC); // field value 82
+        Assert.Equal(0, gpu.RecoveryAction); // field value 230
         Assert.Equal((90, 92), (gpu.SlowdownTemperatureC, gpu.ShutdownTemperatureC));
         Assert.Equal(602.0, gpu.PowerW); // milliwatts → watts
         Assert.Equal(700.0, gpu.PowerLimitW);
@@ -43,6 +45,35 @@ public sealed class NvmlGpuSourceTests
         Assert.Equal((true, 4L, 14L, 24L, 34L), (link.Up, link.ReplayErrors, link.RecoveryErrors, link.CrcFlitErrors, link.CrcDataErrors));
         Assert.Equal(0, source.Errors);
         Assert.Equal("fake-570.00", source.DriverVersion);
+    }
+
+    [Fact]
+    public void Recovery_action_comes_from_field_values()
+    {
+        using var source = NewSource();
+        FakeNvml.Set("recovery", 2); // NODE_REBOOT
+
+        Assert.All(source.Read(CancellationToken.None).Gpus, g => Assert.Equal(2, g.RecoveryAction));
+    }
+
+    [Fact]
+    public async Task Nvml_xid_event_is_published_with_the_gpu_identity()
+    {
+        using var source = NewSource();
+        var events = new NvmlXidEventSource(source, Microsoft.Extensions.Options.Options.Create(new FleetWatch.Agent.Sampling.SamplingOptions { NodeName = "n7" }),
+            TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<NvmlXidEventSource>.Instance);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        FakeNvml.Set("event_xid", 79);
+        FakeNvml.Set("event_gpu", 4);
+
+        await foreach (var xid in events.WatchAsync(cts.Token))
+        {
+            Assert.Equal(("n7", 79, 4, "xid", FleetWatch.Contracts.XidSource.NvmlEvent), (xid.Node, xid.Xid!.Value, xid.GpuIndex!.Value, xid.Kind, xid.Source));
+            Assert.Equal("GPU-fa4e0000-0000-0000-0000-000000000004", xid.GpuUuid);
+            return;
+        }
+
+        Assert.Fail("no NVML event arrived");
     }
 
     [Fact]

@@ -180,6 +180,24 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
         var width = U(NvmlNative.DeviceGetCurrPcieLinkWidth(device, out var w), w);
         var maxGen = U(NvmlNative.DeviceGetMaxPcieLinkGeneration(device, out var mg), mg);
         var maxWidth = U(NvmlNative.DeviceGetMaxPcieLinkWidth(device, out var mw), mw);
+        // Field values for what the old calls do not cover (memory temperature, recovery action); check every entry.
+        int? memoryTemp = null, recoveryAction = null;
+        var fields = stackalloc NvmlFieldValue[2];
+        fields[0].FieldId = NvmlNative.FieldMemoryTemp;
+        fields[1].FieldId = NvmlNative.FieldGpuRecoveryAction;
+        if (Check(NvmlNative.DeviceGetFieldValues(device, 2, fields), ref lost))
+        {
+            if (Check(fields[0].Return, ref lost))
+            {
+                memoryTemp = (int)fields[0].AsDouble();
+            }
+
+            if (Check(fields[1].Return, ref lost))
+            {
+                recoveryAction = (int)fields[1].AsDouble();
+            }
+        }
+
         for (uint link = 0; link < NvmlNative.MaxNvLinks; link++)
         {
             var stateRc = NvmlNative.DeviceGetNvLinkState(device, link, out var active);
@@ -217,6 +235,8 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
             PciBusId = pci,
             Name = name,
             TemperatureC = temperature,
+            MemoryTemperatureC = memoryTemp,
+            RecoveryAction = recoveryAction,
             SlowdownTemperatureC = slowdown,
             ShutdownTemperatureC = shutdown,
             PowerW = powerMw / 1000.0, // NVML reports milliwatts

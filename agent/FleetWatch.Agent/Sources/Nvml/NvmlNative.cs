@@ -48,6 +48,29 @@ internal unsafe struct NvmlPciInfo
     public fixed byte BusId[32];
 }
 
+/// <summary>nvmlFieldValue_t: the value is a union read by <see cref="ValueType"/>; check <see cref="Return"/> per entry.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct NvmlFieldValue
+{
+    public uint FieldId;
+    public uint ScopeId;
+    public long Timestamp;
+    public long LatencyUsec;
+    public int ValueType;
+    public NvmlReturn Return;
+    public ulong Value;
+
+    /// <summary>The union as a number (NVML_VALUE_TYPE_DOUBLE 0, UNSIGNED_INT 1, UNSIGNED_LONG 2, UNSIGNED_LONG_LONG 3, SIGNED_LONG_LONG 4, SIGNED_INT 5).</summary>
+    public readonly double AsDouble() => ValueType switch
+    {
+        0 => BitConverter.UInt64BitsToDouble(Value),
+        1 => (uint)Value,
+        4 => (long)Value,
+        5 => (int)(uint)Value,
+        _ => Value,
+    };
+}
+
 [StructLayout(LayoutKind.Sequential)]
 internal struct NvmlEventData
 {
@@ -167,6 +190,13 @@ internal static partial class NvmlNative
 
     [LibraryImport(Library, EntryPoint = "nvmlDeviceGetNvLinkErrorCounter")]
     public static partial NvmlReturn DeviceGetNvLinkErrorCounter(nint device, uint link, int counter, out ulong value);
+
+    /// <summary>Field ids (nvml.h NVML_FI_DEV_*, research section 3.2): memory temperature, GPU recovery action.</summary>
+    public const uint FieldMemoryTemp = 82;
+    public const uint FieldGpuRecoveryAction = 230;
+
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetFieldValues")]
+    public static unsafe partial NvmlReturn DeviceGetFieldValues(nint device, int count, NvmlFieldValue* values);
 
     [LibraryImport(Library, EntryPoint = "nvmlEventSetCreate")]
     public static partial NvmlReturn EventSetCreate(out nint set);
