@@ -79,8 +79,9 @@ for proj in tests/*/*.csproj; do
   passed=$((passed + p)); failed=$((failed + f))
   if [ "$rc" != 0 ]; then
     status=1
-    log "$name failed (exit $rc); last lines of its log:"
-    tail -40 "$work/$name.log"
+    log "$name failed (exit $rc); failing tests and the end of its log:"
+    grep -E -A 25 '^\s*Failed ' "$work/$name.log" | head -150 || true
+    tail -15 "$work/$name.log"
   fi
 done
 echo "tests: $passed passed, $failed failed"
