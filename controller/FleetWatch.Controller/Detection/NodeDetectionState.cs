@@ -68,7 +68,8 @@ public sealed class NodeDetectionState
             return true;
         }
 
-        return _active.Remove(key) || !Initialized;
+        // Most signals are clear most of the time: skip the lookup when nothing is active on the node.
+        return (_active.Count > 0 && _active.Remove(key)) || !Initialized;
     }
 
     internal bool IsActive(SignalKey key) => _active.Contains(key);

@@ -269,7 +269,7 @@ public static class SampleDetectors
                 continue;
             }
 
-            var old = previous?.IbPorts.FirstOrDefault(p => p.Port == port.Port && p.Device == port.Device);
+            var old = FindPort(previous, port);
             foreach (var counter in c.Options.IbErrorCounters)
             {
                 EvaluateIbCounter(c, old, port, counter);
@@ -279,8 +279,9 @@ public static class SampleDetectors
 
     private static void EvaluateIbCounter(in Context c, IbPortSample? old, IbPortSample port, string counter)
     {
-        // Rule 38: an error counter rising at ≥ IbErrorsPerSecond, sustained. Saturated counters (PortCounters peg
-        // at all-ones) give no rate: the rule's last verdict holds until the counter is reset.
+        // Rule 38: an error counter rising at ≥ IbErrorsPerSecond in every interval for IbErrorsSustained (a short
+        // burst during link training is not sustained); it clears once the window's average falls below the rate.
+        // Saturated counters (PortCounters peg at all-ones) give no rate: the last verdict holds until a reset.
         if (!port.Counters.TryGetValue(counter, out var value))
         {
             return;
@@ -294,11 +295,15 @@ public static class SampleDetectors
             return;
         }
 
-        var rate = window.PerSecond(c.Time, c.ObservedSince, c.Options.RateMinimumSpan);
-        var above = saturated ? window.LastAbove : rate >= c.Options.IbErrorsPerSecond;
+        var interval = c.PreviousTime is { } previousTime ? (c.Time - previousTime).TotalSeconds : 0;
+        var above = saturated
+            ? window.LastAbove
+            : interval > 0 && Increase(before, value) is { } increase && increase / interval >= c.Options.IbErrorsPerSecond;
         window.LastAbove = above;
         window.AboveSince = above ? window.AboveSince ?? c.Time : null;
-        var sustained = window.AboveSince is { } since && c.Time - since >= c.Options.IbErrorsSustained;
+        var rate = window.PerSecond(c.Time, c.ObservedSince, c.Options.RateMinimumSpan);
+        var sustained = (window.AboveSince is { } since && c.Time - since >= c.Options.IbErrorsSustained)
+            || (c.State.IsActive(key) && (saturated || rate >= c.Options.IbErrorsPerSecond));
         if (c.State.Report(key, sustained))
         {
             c.Output.Add(new Finding(c.Node, null, $"ib_errors:{port.Device}/{port.Port}:{counter}", FindingKind.Condition, sustained, Severity.Warning,
@@ -325,7 +330,13 @@ public static class SampleDetectors
             return window;
         }
 
-        return saturated ? c.State.GetOrAddWindow(key, c.Options.RateWindow) : c.State.Window(key);
+        if (saturated)
+        {
+            return c.State.GetOrAddWindow(key, c.Options.RateWindow);
+        }
+
+        // Most counters never move: skip the lookup while the node holds no window at all.
+        return c.State.WindowCount == 0 ? null : c.State.Window(key);
     }
 
     /// <summary>Increase of a cumulative counter; null when unknown (no previous value, not supported, or reset).</summary>
@@ -345,6 +356,24 @@ public static class SampleDetectors
         }
 
         return false;
+    }
+
+    private static IbPortSample? FindPort(NodeSample? previous, IbPortSample port)
+    {
+        if (previous is null)
+        {
+            return null;
+        }
+
+        foreach (var p in previous.IbPorts)
+        {
+            if (p.Port == port.Port && p.Device == port.Device)
+            {
+                return p;
+            }
+        }
+
+        return null;
     }
 
     private static GpuSample? Find(NodeSample? previous, int index, string uuid)

@@ -28,7 +28,12 @@ public sealed class ReplayFleet
     private const int SlowdownC = 90;
     private const int ShutdownC = 95;
 
+    private static readonly string[] NvLinkColumns = ["crc_flit", "crc_data", "replay", "recovery"];
+
     private static readonly string[] IbCounterNames = [.. ReplayScenario.IbCounterWidths.Keys.Order(StringComparer.Ordinal)];
+
+    // The largest value of each counter (all-ones at its width), in IbCounterNames order.
+    private static readonly long[] IbCounterMax = [.. IbCounterNames.Select(n => ReplayScenario.IbCounterWidths[n] >= 63 ? long.MaxValue : (1L << ReplayScenario.IbCounterWidths[n]) - 1)];
 
     private readonly ReplayScenario _scenario;
     private readonly NodeState[] _nodes;
@@ -80,8 +85,10 @@ public sealed class ReplayFleet
         var samples = new List<NodeSample>(_nodes.Length);
         foreach (var node in _nodes)
         {
-            node.Advance(seconds, previousSeconds, dt, xids);
-            if (!node.Silent(seconds))
+            var silent = node.Silent(seconds);
+            // A silent agent publishes nothing, Xids included; the hardware keeps counting meanwhile.
+            node.Advance(seconds, previousSeconds, dt, silent ? null : xids);
+            if (!silent)
             {
                 samples.Add(node.Sample(time, _run));
             }
@@ -129,7 +136,7 @@ public sealed class ReplayFleet
         public bool Silent(double seconds) => Faults.Exists(f => f.Kind == "node_silent" && f.ActiveAt(seconds));
 
         /// <summary>Hardware keeps counting while the agent is silent, so counters advance every tick regardless.</summary>
-        public void Advance(double seconds, double previousSeconds, double dt, List<GpuXidObserved> xids)
+        public void Advance(double seconds, double previousSeconds, double dt, List<GpuXidObserved>? xids)
         {
             foreach (var gpu in _gpus)
             {
@@ -179,7 +186,7 @@ public sealed class ReplayFleet
             }
         }
 
-        private void Begin(ReplayFault fault, List<GpuXidObserved> xids)
+        private void Begin(ReplayFault fault, List<GpuXidObserved>? xids)
         {
             var time = At(fault.AtSeconds);
             switch (fault.Kind)
@@ -187,7 +194,7 @@ public sealed class ReplayFleet
                 case "xid":
                     var gpu = _gpus[fault.Gpu!.Value];
                     // The kernel log names the GPU by PCI id; the controller maps it to the index (as for kmsg lines).
-                    xids.Add(new GpuXidObserved
+                    xids?.Add(new GpuXidObserved
                     {
                         Node = Name, Time = time, Xid = fault.Xid, Kind = "xid", PciBusId = gpu.PciBusId[4..^2], GpuUuid = null,
                         Message = $"pid=4242, name=python, Xid {fault.Xid} (replay fault {fault.Index})", Source = XidSource.Kmsg,
@@ -220,7 +227,7 @@ public sealed class ReplayFleet
                     gpu!.PcieReplay += fault.PerSecond!.Value * dt;
                     break;
                 case "nvlink_errors":
-                    var column = Array.IndexOf<string>(["crc_flit", "crc_data", "replay", "recovery"], fault.Counter!);
+                    var column = Array.IndexOf(NvLinkColumns, fault.Counter!);
                     _links[(fault.Gpu!.Value * _linksPerGpu) + fault.Link!.Value, column] += fault.PerSecond!.Value * dt;
                     break;
                 case "ib_errors":
@@ -229,16 +236,59 @@ public sealed class ReplayFleet
             }
         }
 
-        /// <summary>Conditions that hold while a fault is active (read fresh each sample, so they clear when it ends).</summary>
-        private bool Active(string kind, int gpu, double seconds) => Faults.Exists(f => f.Kind == kind && f.Gpu == gpu && f.ActiveAt(seconds));
+        /// <summary>The faults active at <paramref name="seconds"/>, by what they touch (read fresh each sample, so conditions clear when a fault ends).</summary>
+        private ActiveSet ActiveFaults(double seconds)
+        {
+            var set = new ActiveSet();
+            foreach (var f in Faults)
+            {
+                if (!f.ActiveAt(seconds))
+                {
+                    continue;
+                }
+
+                switch (f.Kind)
+                {
+                    case "nvlink_down":
+                        (set.LinksDown ??= []).Add((f.Gpu!.Value * _linksPerGpu) + f.Link!.Value);
+                        break;
+                    case "ib_link_down":
+                        (set.PortsDown ??= []).Add(f.Port!.Value);
+                        break;
+                    case "over_temperature":
+                        (set.Temperature ??= [])[f.Gpu!.Value] = f.TemperatureC!.Value;
+                        break;
+                    default:
+                        if (f.Gpu is { } g)
+                        {
+                            (set.ByGpu ??= []).Add((g, f.Kind));
+                        }
+
+                        break;
+                }
+            }
+
+            return set;
+        }
+
+        private sealed class ActiveSet
+        {
+            public HashSet<int>? LinksDown { get; set; }
+            public HashSet<int>? PortsDown { get; set; }
+            public Dictionary<int, int>? Temperature { get; set; }
+            public HashSet<(int Gpu, string Kind)>? ByGpu { get; set; }
+
+            public bool Has(int gpu, string kind) => ByGpu?.Contains((gpu, kind)) == true;
+        }
 
         public NodeSample Sample(DateTimeOffset time, string run)
         {
             var seconds = (time - Start).TotalSeconds;
+            var active = ActiveFaults(seconds);
             var gpus = new GpuSample[_gpus.Length];
             for (var g = 0; g < gpus.Length; g++)
             {
-                gpus[g] = GpuSample(g, seconds);
+                gpus[g] = GpuSample(g, active);
             }
 
             var links = new NvLinkSample[_links.GetLength(0)];
@@ -252,7 +302,7 @@ public sealed class ReplayFleet
                     continue;
                 }
 
-                var down = Faults.Exists(f => f.Kind == "nvlink_down" && f.Gpu == g && f.Link == l && f.ActiveAt(seconds));
+                var down = active.LinksDown?.Contains(i) == true;
                 links[i] = new NvLinkSample
                 {
                     GpuIndex = g,
@@ -268,7 +318,7 @@ public sealed class ReplayFleet
             var ports = new IbPortSample[_ports.Length];
             for (var p = 0; p < ports.Length; p++)
             {
-                var down = Faults.Exists(f => f.Kind == "ib_link_down" && f.Port == p && f.ActiveAt(seconds));
+                var down = active.PortsDown?.Contains(p) == true;
                 if (down && _ports[p]["link_downed"] == 0)
                 {
                     _ports[p]["link_downed"] = 1;
@@ -284,10 +334,10 @@ public sealed class ReplayFleet
         {
             var counters = new Dictionary<string, long>(IbCounterNames.Length, StringComparer.Ordinal);
             List<string>? saturated = null;
-            foreach (var name in IbCounterNames)
+            for (var i = 0; i < IbCounterNames.Length; i++)
             {
-                var width = ReplayScenario.IbCounterWidths[name];
-                var max = width >= 63 ? long.MaxValue : (1L << width) - 1;
+                var name = IbCounterNames[i];
+                var max = IbCounterMax[i];
                 var value = _ports[p][name];
                 if (value >= max)
                 {
@@ -313,33 +363,32 @@ public sealed class ReplayFleet
             };
         }
 
-        private GpuSample GpuSample(int g, double seconds)
+        private GpuSample GpuSample(int g, ActiveSet active)
         {
             var gpu = _gpus[g];
-            if (gpu.Lost || Active("gpu_lost", g, seconds))
+            if (gpu.Lost || active.Has(g, "gpu_lost"))
             {
                 // NVML answers GPU_IS_LOST for every call: only identity is known.
                 return new GpuSample { Index = g, Uuid = gpu.Uuid, PciBusId = gpu.PciBusId, Name = "NVIDIA H100 80GB HBM3", Lost = true };
             }
 
             var temperature = (int)gpu.Temperature;
-            var overTemperature = Faults.Find(f => f.Kind == "over_temperature" && f.Gpu == g && f.ActiveAt(seconds));
-            if (overTemperature is not null)
+            if (active.Temperature?.TryGetValue(g, out var forced) == true)
             {
-                temperature = overTemperature.TemperatureC!.Value;
+                temperature = forced;
             }
 
             var reasons = gpu.BaseReasons;
             var power = gpu.Power;
             var smClock = 1980;
-            if (Active("power_cap", g, seconds))
+            if (active.Has(g, "power_cap"))
             {
                 reasons |= SwPowerCap;
                 power = 700;
                 smClock = 1755;
             }
 
-            if (Active("hw_slowdown", g, seconds))
+            if (active.Has(g, "hw_slowdown"))
             {
                 reasons |= HwSlowdown;
                 smClock = 900; // HW slowdown cuts clocks by at least half
@@ -380,9 +429,9 @@ public sealed class ReplayFleet
                 RetiredPagesDbe = 0,
                 RetiredPagesPending = false,
                 RemappedRowsCorrectable = 0,
-                RemappedRowsUncorrectable = Active("row_remap_failure", g, seconds) ? 1 : 0,
-                RemapPending = Active("row_remap_pending", g, seconds),
-                RemapFailure = Active("row_remap_failure", g, seconds),
+                RemappedRowsUncorrectable = active.Has(g, "row_remap_failure") ? 1 : 0,
+                RemapPending = active.Has(g, "row_remap_pending"),
+                RemapFailure = active.Has(g, "row_remap_failure"),
                 PcieReplayCounter = (long)gpu.PcieReplay,
                 PcieLinkGen = 5,
                 PcieLinkWidth = 16,
