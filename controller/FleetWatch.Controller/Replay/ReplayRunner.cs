@@ -13,6 +13,17 @@ namespace FleetWatch.Controller.Replay;
 public sealed record ReplayIncident(
     string Id, double OpenedSeconds, double? ResolvedSeconds, int Node, int? Gpu, Severity Severity, string Category, string Action, IReadOnlyList<string> Findings);
 
+/// <summary>What arrives at the controller during a replay.</summary>
+public enum ReplayEventKind
+{
+    Xid,
+    Sample,
+    Sweep,
+}
+
+/// <summary>One arrival at the controller: an Xid, a node sample, or a run of the time-driven sweep.</summary>
+public sealed record ReplayEvent(DateTimeOffset Time, ReplayEventKind Kind, GpuXidObserved? Xid = null, NodeSample? Sample = null);
+
 /// <summary>The result of a replay: every incident opened, and the notifications the live controller would have sent.</summary>
 public sealed record ReplayReport(IReadOnlyList<ReplayIncident> Incidents, int AlertsSent, long Samples, long Xids);
 
@@ -37,28 +48,22 @@ public static class ReplayRunner
         var incidents = provider.GetRequiredService<IncidentManager>();
 
         var recorder = new Recorder(minimum);
-        var fleet = new ReplayFleet(scenario);
-        var nextSweep = ReplayFleet.Start;
         long samples = 0, xids = 0;
-        foreach (var tick in fleet.Ticks())
+        foreach (var e in Schedule(scenario, detection.SweepInterval))
         {
-            // Xids travel at once, on their own lane; samples follow at the tick; the sweep runs on its interval.
-            foreach (var xid in tick.Xids)
+            switch (e.Kind)
             {
-                recorder.Record(engine.OnXid(xid, xid.Time));
-                xids++;
-            }
-
-            foreach (var sample in tick.Samples)
-            {
-                recorder.Record(engine.OnSample(sample, tick.Time, out _));
-                samples++;
-            }
-
-            while (nextSweep <= tick.Time)
-            {
-                recorder.Record(engine.Sweep(tick.Time));
-                nextSweep += detection.SweepInterval;
+                case ReplayEventKind.Xid:
+                    recorder.Record(engine.OnXid(e.Xid!, e.Time));
+                    xids++;
+                    break;
+                case ReplayEventKind.Sample:
+                    recorder.Record(engine.OnSample(e.Sample!, e.Time, out _));
+                    samples++;
+                    break;
+                default:
+                    recorder.Record(engine.Sweep(e.Time));
+                    break;
             }
         }
 
@@ -69,6 +74,45 @@ public static class ReplayRunner
         }
 
         return new ReplayReport(recorder.Incidents(), recorder.Alerts, samples, xids);
+    }
+
+    /// <summary>
+    /// What reaches the controller, in arrival order: Xids the moment they happen (their own lane), each tick's samples,
+    /// and the time-driven sweep every <paramref name="sweepInterval"/> as the live Quartz trigger runs it; at the same
+    /// instant an Xid comes before samples and samples before the sweep. The replay and the live-equivalence test both
+    /// consume this one schedule.
+    /// </summary>
+    public static IEnumerable<ReplayEvent> Schedule(ReplayScenario scenario, TimeSpan sweepInterval)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(sweepInterval, TimeSpan.Zero);
+        var nextSweep = ReplayFleet.Start;
+        foreach (var tick in new ReplayFleet(scenario).Ticks())
+        {
+            foreach (var xid in tick.Xids)
+            {
+                for (; nextSweep < xid.Time; nextSweep += sweepInterval)
+                {
+                    yield return new ReplayEvent(nextSweep, ReplayEventKind.Sweep);
+                }
+
+                yield return new ReplayEvent(xid.Time, ReplayEventKind.Xid, Xid: xid);
+            }
+
+            for (; nextSweep < tick.Time; nextSweep += sweepInterval)
+            {
+                yield return new ReplayEvent(nextSweep, ReplayEventKind.Sweep);
+            }
+
+            foreach (var sample in tick.Samples)
+            {
+                yield return new ReplayEvent(tick.Time, ReplayEventKind.Sample, Sample: sample);
+            }
+
+            for (; nextSweep <= tick.Time; nextSweep += sweepInterval)
+            {
+                yield return new ReplayEvent(nextSweep, ReplayEventKind.Sweep);
+            }
+        }
     }
 
     private sealed class Recorder(Severity minimum)

@@ -185,25 +185,20 @@ public sealed class ReplayToolTests
         var sweep = provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<DetectionOptions>>().Value.SweepInterval;
 
         // The live path, message by message, with the clock set to each arrival: Xids, samples, the Quartz sweep.
-        var nextSweep = ReplayFleet.Start;
-        foreach (var tick in new ReplayFleet(scenario).Ticks())
+        foreach (var e in ReplayRunner.Schedule(scenario, sweep))
         {
-            foreach (var xid in tick.Xids)
+            time.SetUtcNow(e.Time);
+            switch (e.Kind)
             {
-                time.SetUtcNow(xid.Time);
-                await pipeline.OnXidAsync(xid, CancellationToken.None);
-            }
-
-            time.SetUtcNow(tick.Time);
-            foreach (var sample in tick.Samples)
-            {
-                await pipeline.OnSampleAsync(sample, CancellationToken.None);
-            }
-
-            while (nextSweep <= tick.Time)
-            {
-                await pipeline.SweepAsync(CancellationToken.None);
-                nextSweep += sweep;
+                case ReplayEventKind.Xid:
+                    await pipeline.OnXidAsync(e.Xid!, CancellationToken.None);
+                    break;
+                case ReplayEventKind.Sample:
+                    await pipeline.OnSampleAsync(e.Sample!, CancellationToken.None);
+                    break;
+                default:
+                    await pipeline.SweepAsync(CancellationToken.None);
+                    break;
             }
         }
 
