@@ -91,10 +91,12 @@ public sealed class DetectionOptions
 
     /// <summary>
     /// Rule 17: corrected (single-bit) ECC errors per second averaged over the window that make an SBE storm.
-    /// DCGM's MAX_SBE_RATE is 10 (the header calls it a "dummy value"); Xid 92 is the driver's own storm report.
+    /// DCGM's MAX_SBE_RATE is 10 but its header calls that a "dummy value"; a healthy HBM GPU sees a handful of
+    /// corrected errors a day, so a sustained 1/s (86,400 a day) is a storm by any measure (heuristic). Xid 92 is
+    /// the driver's own storm report.
     /// </summary>
     [Range(0.001, 1_000_000)]
-    public double SbeStormPerSecond { get; set; } = 10;
+    public double SbeStormPerSecond { get; set; } = 1;
 
     /// <summary>Rule 15: retired pages (SBE + DBE) at or above this are critical (DCGM MAX_RETIRED_PAGES 63).</summary>
     [Range(1, 100_000)]

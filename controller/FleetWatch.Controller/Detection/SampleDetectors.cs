@@ -148,7 +148,9 @@ public static class SampleDetectors
         var key = new SignalKey(Signal.HwSlowdown, gpu.Index);
         var bits = reasons & (ClockEventHwSlowdown | ClockEventHwThermal | ClockEventHwPowerBrake);
         var since = c.State.Since(key, bits != 0 && (reasons & ClockEventGpuIdle) == 0, c.Time);
-        var lasted = since is { } s ? c.Time - s : TimeSpan.Zero;
+        // Each sample stands for the interval before it: n samples one second apart show n seconds of slowdown.
+        var interval = c.PreviousTime is { } previous && previous < c.Time ? c.Time - previous : TimeSpan.Zero;
+        var lasted = since is { } s ? c.Time - s + interval : TimeSpan.Zero;
         var sustained = since is not null && lasted >= c.Options.HwSlowdownSustained;
         if (c.State.Report(key, sustained))
         {

@@ -213,9 +213,10 @@ public sealed class CounterRuleTests
     public static TheoryData<string, ulong?, int, int?, Severity?> SlowdownCases => new()
     {
         // name, clock-event reasons, seconds set (from 10) → first active second, highest severity within 15 min
-        { "HW slowdown 0x8 for 600 s: warning after 60 s", 0x8, 600, 70, Severity.Warning },
-        { "HW thermal 0x40 for 700 s: high after 10 min", 0x40, 700, 70, Severity.High },
-        { "power brake 0x80 for 90 s: warning", 0x80, 90, 70, Severity.Warning },
+        { "HW slowdown 0x8 for 590 s: warning after 60 samples", 0x8, 590, 69, Severity.Warning },
+        { "HW thermal 0x40 for 700 s: high after 10 min", 0x40, 700, 69, Severity.High },
+        { "power brake 0x80 for 90 s: warning", 0x80, 90, 69, Severity.Warning },
+        { "HW slowdown for exactly 60 s: warning", 0x8, 60, 69, Severity.Warning },
         { "HW slowdown for 20 s: quiet (benign)", 0x8, 20, null, null },
         { "HW slowdown for 59 s: quiet", 0x8, 59, null, null },
         { "SW power cap 0x4 for 900 s: never (rule 29)", 0x4, 900, null, null },
@@ -239,9 +240,10 @@ public sealed class CounterRuleTests
     public static TheoryData<string, double, bool> SbeCases => new()
     {
         { "50/s: SBE storm, warning (rule 17)", 50, true },
-        { "10/s: at DCGM's MAX_SBE_RATE", 10, true },
+        { "10/s: DCGM's MAX_SBE_RATE", 10, true },
+        { "1/s: the storm threshold", 1, true },
         { "1 per 1000 s: normal", 0.001, false },
-        { "1/s: quiet", 1, false },
+        { "0.2/s: quiet", 0.2, false },
     };
 
     [Theory]
