@@ -119,11 +119,12 @@ public static class ControllerServiceCollectionExtensions
             yield return ($"{S}:HwSlowdownHighAfter", o.HwSlowdownHighAfter, $"must not be shorter than HwSlowdownSustained ({o.HwSlowdownSustained})");
         }
 
-        for (var i = 0; i < o.IbErrorCounters.Count; i++)
+        var counters = o.EffectiveIbErrorCounters;
+        for (var i = 0; i < counters.Count; i++)
         {
-            if (string.IsNullOrWhiteSpace(o.IbErrorCounters[i]) || o.IbErrorCounters[i] == "port_xmit_wait")
+            if (string.IsNullOrWhiteSpace(counters[i]) || counters[i] == "port_xmit_wait")
             {
-                yield return ($"{S}:IbErrorCounters:{i}", o.IbErrorCounters[i], "must name an InfiniBand error counter (port_xmit_wait is congestion, not an error)");
+                yield return ($"{S}:IbErrorCounters:{i}", counters[i], "must name an InfiniBand error counter (port_xmit_wait is congestion, not an error)");
             }
         }
     }

@@ -103,14 +103,24 @@ public sealed class DetectionOptions
     public int RetiredPagesLimit { get; set; } = 63;
 
     /// <summary>
-    /// Rule 38: InfiniBand sysfs error counters watched as rates. port_xmit_wait is congestion (ticks waiting for
-    /// credits), not an error, and is deliberately absent (research/straggler-restore-anchors.md section 1.3).
+    /// Rule 38: InfiniBand sysfs error counters watched as rates; null means <see cref="DefaultIbErrorCounters"/>.
+    /// (Null rather than a pre-filled list because the configuration binder appends to a pre-filled list: a
+    /// configured list replaces the default instead.)
     /// </summary>
-    public IReadOnlyList<string> IbErrorCounters { get; set; } =
+    public IReadOnlyList<string>? IbErrorCounters { get; set; }
+
+    /// <summary>
+    /// The counters of rule 38 (GCM check-ib-counters). port_xmit_wait is congestion (ticks waiting for credits), not
+    /// an error, and is deliberately absent (research/straggler-restore-anchors.md section 1.3).
+    /// </summary>
+    public static IReadOnlyList<string> DefaultIbErrorCounters { get; } =
     [
         "symbol_error", "link_error_recovery", "port_rcv_errors", "local_link_integrity_errors",
         "excessive_buffer_overrun_errors", "port_xmit_discards",
     ];
+
+    /// <summary>The InfiniBand error counters in effect.</summary>
+    public IReadOnlyList<string> EffectiveIbErrorCounters => IbErrorCounters ?? DefaultIbErrorCounters;
 
     /// <summary>Rule 38: errors per second on one counter, averaged over the window, that count as an error rate.</summary>
     [Range(0.001, 1_000_000)]

@@ -272,7 +272,7 @@ public static class SampleDetectors
             }
 
             var old = FindPort(previous, port);
-            foreach (var counter in c.Options.IbErrorCounters)
+            foreach (var counter in c.Options.EffectiveIbErrorCounters)
             {
                 EvaluateIbCounter(c, old, port, counter);
             }

@@ -122,6 +122,46 @@ public sealed class ReplayToolTests
     }
 
     [Fact]
+    public async Task Config_file_thresholds_reach_the_detectors_and_bad_ones_exit_2()
+    {
+        var dir = Directory.CreateTempSubdirectory("fleetwatch-replay-config-").FullName;
+        try
+        {
+            var scenario = Path.Combine(dir, "ib.json");
+            await File.WriteAllTextAsync(scenario, """
+                {"fleet": {"nodes": 2, "gpus_per_node": 2, "nvlinks_per_gpu": 2, "ib_ports_per_node": 2, "tick_s": 1}, "duration_s": 120, "seed": 1,
+                 "faults": [{"at_s": 10, "node": 0, "kind": "ib_errors", "port": 1, "counter": "symbol_error", "per_s": 20},
+                            {"at_s": 10, "node": 1, "kind": "ib_errors", "port": 1, "counter": "link_error_recovery", "per_s": 20}]}
+                """);
+            async Task<List<int>> Nodes(string? config)
+            {
+                var stdout = new StringWriter();
+                var stderr = new StringWriter();
+                string[] args = config is null ? ["--scenario", scenario, "--output", "-"] : ["--scenario", scenario, "--output", "-", "--config", config];
+                Assert.True(await ReplayTool.RunAsync(args, stdout, stderr) == 0, stderr.ToString());
+                using var report = JsonDocument.Parse(stdout.ToString());
+                return [.. report.RootElement.GetProperty("incidents").EnumerateArray().Select(i => i.GetProperty("node").GetInt32()).Order()];
+            }
+
+            Assert.Equal([0, 1], await Nodes(null));
+            Assert.Equal([0, 1], await Nodes(Path.Combine(RepoPaths.Root, "deploy", "config", "controller.json")));
+            var onlySymbolErrors = Path.Combine(dir, "symbol-only.json");
+            await File.WriteAllTextAsync(onlySymbolErrors, """{"FleetWatch": {"Detection": {"IbErrorCounters": ["symbol_error"]}}}""");
+            Assert.Equal([0], await Nodes(onlySymbolErrors));
+
+            var bad = Path.Combine(dir, "bad.json");
+            await File.WriteAllTextAsync(bad, """{"FleetWatch": {"Detection": {"NodeSilentAfter": "00:00:05"}}}""");
+            var error = new StringWriter();
+            Assert.Equal(2, await ReplayTool.RunAsync(["--scenario", scenario, "--output", "-", "--config", bad], TextWriter.Null, error));
+            Assert.Contains("FleetWatch:Detection:NodeSilentAfter", error.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Own_scenarios_pass_the_scorer_and_the_quiet_run_opens_nothing()
     {
         var scenarios = RepoPaths.OwnScenarios;
