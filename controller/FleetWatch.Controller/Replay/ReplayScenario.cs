@@ -80,6 +80,7 @@ public sealed record ReplayScenario(ReplayFleetSpec Fleet, double DurationSecond
         ["port_rcv_packets"] = 64,
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
+    private static readonly FrozenSet<string> AllFields = FrozenSet.ToFrozenSet(Kinds.Values.SelectMany(f => f), StringComparer.Ordinal);
     private static readonly FrozenSet<string> CommonFields = FrozenSet.ToFrozenSet(["at_s", "node", "kind", "for_s"], StringComparer.Ordinal);
     private static readonly FrozenSet<string> FleetFields = FrozenSet.ToFrozenSet(["nodes", "gpus_per_node", "nvlinks_per_gpu", "ib_ports_per_node", "tick_s"], StringComparer.Ordinal);
     private static readonly FrozenSet<string> TopFields = FrozenSet.ToFrozenSet(["fleet", "duration_s", "seed", "faults"], StringComparer.Ordinal);
@@ -155,7 +156,9 @@ public sealed record ReplayScenario(ReplayFleetSpec Fleet, double DurationSecond
 
         foreach (var property in f.EnumerateObject())
         {
-            if (!CommonFields.Contains(property.Name) && Array.IndexOf(fields, property.Name) < 0)
+            // A field of another kind is tolerated only as an explicit null ("gpu": null on a node-level fault).
+            var applies = CommonFields.Contains(property.Name) || Array.IndexOf(fields, property.Name) >= 0;
+            if (!applies && !(property.Value.ValueKind == JsonValueKind.Null && AllFields.Contains(property.Name)))
             {
                 throw new ScenarioException($"{where}: field '{property.Name}' is not known for kind '{kind}'");
             }

@@ -70,6 +70,16 @@ public sealed class ReplayToolTests
         }
     }
 
+    [Fact]
+    public void A_null_gpu_on_a_node_level_fault_is_no_gpu_but_a_number_is_an_error()
+    {
+        var ok = ReplayScenario.Parse($$"""{ {{Fleet}}, "duration_s": 60, "seed": 1, "faults": [{"at_s": 1, "node": 2, "gpu": null, "kind": "ib_link_down", "port": 3}]}""");
+        Assert.Equal((2, (int?)null, (int?)3), (ok.Faults[0].Node, ok.Faults[0].Gpu, ok.Faults[0].Port));
+
+        var e = Assert.Throws<ScenarioException>(() => ReplayScenario.Parse($$"""{ {{Fleet}}, "duration_s": 60, "seed": 1, "faults": [{"at_s": 1, "node": 2, "kind": "node_silent"}, {"at_s": 1, "node": 2, "gpu": 3, "kind": "ib_link_down", "port": 3}]}"""));
+        Assert.Contains("faults[1]", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--scenario")]
     [InlineData("--scenario", "/nonexistent/scenario.json", "--output", "-")]
