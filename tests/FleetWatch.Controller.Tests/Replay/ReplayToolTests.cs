@@ -189,7 +189,7 @@ public sealed class ReplayToolTests
             var (exit, text) = await ReplayScorerTests.RunScorerAsync("--batch", scenarios, output);
             Assert.True(exit == 0, $"scorer exit {exit}:\n{text}");
 
-            using var quiet = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "F02_quiet_two_hours.json")));
+            using var quiet = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "F02_quiet_hour.json")));
             Assert.Empty(quiet.RootElement.GetProperty("incidents").EnumerateArray());
             Assert.Equal(0, quiet.RootElement.GetProperty("alerts_sent").GetInt32());
 
