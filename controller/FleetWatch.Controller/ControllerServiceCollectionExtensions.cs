@@ -48,16 +48,14 @@ public static class ControllerServiceCollectionExtensions
 
     public static IServiceCollection AddDetection(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddValidatedOptions<DetectionOptions>(configuration, DetectionOptions.Section, o =>
-            o.NodeSilentAfter <= o.NodeUnknownAfter
-                ? [($"{DetectionOptions.Section}:NodeSilentAfter", o.NodeSilentAfter, $"must be longer than NodeUnknownAfter ({o.NodeUnknownAfter})")]
-                : []);
+        services.AddValidatedOptions<DetectionOptions>(configuration, DetectionOptions.Section, ValidateDetection);
         services.AddValidatedOptions<IncidentOptions>(configuration, IncidentOptions.Section);
         services.AddSingleton(_ => XidCatalog.LoadEmbedded());
         services.AddSingleton<FleetState>();
         services.AddSingleton<FleetMetrics>();
         services.AddSingleton<IncidentManager>();
         services.AddSingleton<IncidentNotifier>();
+        services.AddSingleton<DetectionEngine>();
         services.AddSingleton<DetectionPipeline>();
         return services;
     }
@@ -101,6 +99,40 @@ public static class ControllerServiceCollectionExtensions
         bus.AddConsumer<GetFleetSnapshotConsumer>().Endpoint(e => e.Name = SnapshotQueue);
         bus.AddConsumer<ExpertLoadReportConsumer>().Endpoint(e => e.Name = ExpertLoadQueue);
         return bus;
+    }
+
+    /// <summary>Cross-field rules of the detection thresholds (data annotations check each value's range).</summary>
+    public static IEnumerable<(string Key, object? Value, string Error)> ValidateDetection(DetectionOptions o)
+    {
+        const string S = DetectionOptions.Section;
+        if (o.NodeSilentAfter <= o.NodeUnknownAfter)
+        {
+            yield return ($"{S}:NodeSilentAfter", o.NodeSilentAfter, $"must be longer than NodeUnknownAfter ({o.NodeUnknownAfter})");
+        }
+
+        if (o.RateMinimumSpan > o.RateWindow)
+        {
+            yield return ($"{S}:RateMinimumSpan", o.RateMinimumSpan, $"must not be longer than RateWindow ({o.RateWindow})");
+        }
+
+        if (o.NvLinkCrcWarningPerSecond > o.NvLinkCrcHighPerSecond)
+        {
+            yield return ($"{S}:NvLinkCrcWarningPerSecond", o.NvLinkCrcWarningPerSecond, $"must not exceed NvLinkCrcHighPerSecond ({o.NvLinkCrcHighPerSecond})");
+        }
+
+        if (o.HwSlowdownHighAfter < o.HwSlowdownSustained)
+        {
+            yield return ($"{S}:HwSlowdownHighAfter", o.HwSlowdownHighAfter, $"must not be shorter than HwSlowdownSustained ({o.HwSlowdownSustained})");
+        }
+
+        var counters = o.EffectiveIbErrorCounters;
+        for (var i = 0; i < counters.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(counters[i]) || counters[i] == "port_xmit_wait")
+            {
+                yield return ($"{S}:IbErrorCounters:{i}", counters[i], "must name an InfiniBand error counter (port_xmit_wait is congestion, not an error)");
+            }
+        }
     }
 
     private static IEnumerable<(string, object?, string)> ValidateSink(TelemetrySinkOptions o)

@@ -40,8 +40,7 @@ public sealed partial class WebhookDelivery : BackgroundService
     /// <summary>Queues an incident change for every receiver. Never blocks the caller; a full queue is logged and counted.</summary>
     public void Enqueue(IncidentChange change)
     {
-        // A finding joining an open incident at the same severity is not worth a page (Alertmanager groups it too).
-        if (change.Incident.Severity < _options.MinimumSeverity || (change.Kind == IncidentChangeKind.Updated && !change.Escalated))
+        if (!NotificationPolicy.ShouldNotify(change, _options.MinimumSeverity))
         {
             return;
         }

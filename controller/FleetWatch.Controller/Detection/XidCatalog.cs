@@ -30,6 +30,9 @@ public sealed class XidCatalog
 
     public int Count => _rules.Count;
 
+    /// <summary>Every distinct rule of the table, the unknown-Xid rule included (for documentation checks).</summary>
+    public IEnumerable<XidRule> Rules => _rules.Values.Distinct().Append(Unknown);
+
     /// <summary>The rule for an Xid; <see cref="Unknown"/> for one the table does not know.</summary>
     public XidRule Lookup(int xid) => _rules.TryGetValue(xid, out var rule) ? rule : Unknown;
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using FleetWatch.Contracts;
+using FleetWatch.Controller.Detection;
 
 namespace FleetWatch.Controller.Fleet;
 
@@ -53,6 +54,12 @@ public sealed class FleetState
         }
     }
 
+    /// <summary>
+    /// The node's detector memory (rate windows, sustained conditions), created with the node. Callers lock it around
+    /// accept-and-evaluate so two samples of one node are evaluated one after the other, in order.
+    /// </summary>
+    public NodeDetectionState DetectionState(string node) => _nodes.GetOrAdd(node, static _ => new NodeEntry()).Detection;
+
     /// <summary>Every known node with its newest sample and arrival time.</summary>
     public IEnumerable<(string Node, NodeSample? Last, DateTimeOffset? LastSeen)> Nodes()
     {
@@ -78,6 +85,7 @@ public sealed class FleetState
 
         public NodeSample? Last { get; set; }
         public DateTimeOffset LastSeen { get; set; }
+        public NodeDetectionState Detection { get; } = new();
 
         public bool Seen(long sequence) => Array.IndexOf(_recent, sequence) >= 0 && sequence != 0;
 

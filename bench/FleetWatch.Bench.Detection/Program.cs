@@ -1,0 +1,98 @@
+// Detector throughput: node samples from the replay's simulated fleet (8 GPUs, 18 NVLinks per GPU, 8 IB ports per
+// node, benign noise plus faults) evaluated through the full rule catalogue and the incident manager by the
+// controller's own DetectionEngine, on one thread. Samples are generated first, so only detection is timed.
+// Also times every public replay scenario end to end (generation + detection), as `fleetwatch replay` runs it.
+// Usage: dotnet run -c Release --project bench/FleetWatch.Bench.Detection -- [--nodes 256] [--seconds 120]
+using System.Diagnostics;
+using System.Globalization;
+using FleetWatch.Controller;
+using FleetWatch.Controller.Fleet;
+using FleetWatch.Controller.Replay;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+var nodes = Arg("--nodes", 256);
+var seconds = Arg("--seconds", 120);
+
+// A fleet with one fault of each counter-driven kind every few nodes, so windows and conditions are exercised.
+string[] kinds =
+[
+    """{"kind": "nvlink_errors", "gpu": 1, "link": 3, "counter": "crc_data", "per_s": 150}""",
+    """{"kind": "nvlink_errors", "gpu": 2, "link": 5, "counter": "replay", "per_s": 1}""",
+    """{"kind": "ib_errors", "port": 2, "counter": "symbol_error", "per_s": 20}""",
+    """{"kind": "pcie_replay", "gpu": 3, "per_s": 3}""",
+    """{"kind": "hw_slowdown", "gpu": 4}""",
+    """{"kind": "ecc_sbe", "gpu": 5, "per_s": 50}""",
+];
+var faults = Enumerable.Range(0, nodes / 4).Select(i => kinds[i % kinds.Length].Replace("{", $$"""{"at_s": {{10 + (i % 60)}}, "node": {{i * 4}}, """, StringComparison.Ordinal));
+var json = $$"""{"fleet": {"nodes": {{nodes}}, "gpus_per_node": 8, "nvlinks_per_gpu": 18, "ib_ports_per_node": 8, "tick_s": 1}, "duration_s": {{seconds}}, "seed": 1, "faults": [{{string.Join(",", faults)}}]}""";
+var scenario = ReplayScenario.Parse(json);
+
+var generate = Stopwatch.StartNew();
+var events = ReplayRunner.Schedule(scenario, TimeSpan.FromSeconds(1)).ToList();
+generate.Stop();
+var samples = events.Count(e => e.Kind == ReplayEventKind.Sample);
+
+// Pass 1 runs on freshly jitted (tier-0) code, as a short `fleetwatch replay` does; pass 2 is the steady state of
+// a long-running controller. Each pass uses a fresh engine (fresh fleet state and incident manager).
+for (var pass = 1; pass <= 2; pass++)
+{
+    var services = new ServiceCollection();
+    services.AddDetection(new ConfigurationBuilder().Build());
+    using var provider = services.BuildServiceProvider();
+    var engine = provider.GetRequiredService<DetectionEngine>();
+    GC.Collect();
+    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+    var watch = Stopwatch.StartNew();
+    var changes = 0;
+    foreach (var e in events)
+    {
+        changes += e.Kind switch
+        {
+            ReplayEventKind.Sample => engine.OnSample(e.Sample!, e.Time, out _).Count,
+            ReplayEventKind.Xid => engine.OnXid(e.Xid!, e.Time).Count,
+            _ => engine.Sweep(e.Time).Count,
+        };
+    }
+
+    watch.Stop();
+    var used = Process.GetCurrentProcess().TotalProcessorTime - cpu;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"detection pass {pass} ({(pass == 1 ? "cold" : "warm")}): {nodes} nodes x {seconds} s = {samples} node samples ({samples * 8} GPU samples, {samples * 144} NVLink and {samples * 8} IB port readings) in {watch.Elapsed.TotalSeconds:F2} s wall, {used.TotalSeconds:F2} s CPU"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"detection pass {pass}: {samples / watch.Elapsed.TotalSeconds:F0} node samples/s, {samples * 8 / watch.Elapsed.TotalSeconds:F0} GPU samples/s on one thread ({watch.Elapsed.TotalMilliseconds * 1000 / samples:F1} us per node sample); {changes} incident changes"));
+}
+
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"generation of the samples: {generate.Elapsed.TotalSeconds:F2} s"));
+
+var corpus = Path.Combine(FindRoot(), "..", "shared", "bench-data", "replay", "public");
+if (Directory.Exists(corpus))
+{
+    foreach (var file in Directory.GetFiles(corpus, "P*.json").Where(f => !f.EndsWith(".expect.json", StringComparison.Ordinal)).Order())
+    {
+        var s = ReplayScenario.Parse(File.ReadAllText(file));
+        var t = Stopwatch.StartNew();
+        var report = ReplayRunner.Run(s);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"replay {Path.GetFileName(file)}: {s.Fleet.Nodes} nodes x {s.DurationSeconds:F0} s virtual in {t.Elapsed.TotalSeconds:F2} s ({s.DurationSeconds / t.Elapsed.TotalSeconds:F0}x real time), {report.Incidents.Count} incidents, {report.AlertsSent} alerts"));
+    }
+}
+
+return 0;
+
+int Arg(string name, int fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+}
+
+static string FindRoot()
+{
+    var dir = new DirectoryInfo(AppContext.BaseDirectory);
+    while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "FleetWatch.sln")))
+    {
+        dir = dir.Parent;
+    }
+
+    return dir?.FullName ?? throw new InvalidOperationException("FleetWatch.sln not found");
+}

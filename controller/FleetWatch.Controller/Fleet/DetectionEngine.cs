@@ -1,0 +1,78 @@
+using FleetWatch.Contracts;
+using FleetWatch.Controller.Detection;
+using FleetWatch.Controller.Incidents;
+using Microsoft.Extensions.Options;
+
+namespace FleetWatch.Controller.Fleet;
+
+/// <summary>
+/// The one path from telemetry to incident changes, with time passed in: fleet state, the pure detectors with each
+/// node's detector memory, and the incident manager. The live <see cref="DetectionPipeline"/> calls it with the
+/// clock's time and sends what it returns; the offline replay calls it with virtual time. Keeping both on this
+/// class is what makes a replay give the incidents the live controller would.
+/// </summary>
+public sealed class DetectionEngine(FleetState fleet, IncidentManager incidents, XidCatalog catalog, IOptions<DetectionOptions> options)
+{
+    /// <summary>Accepts a sample received at <paramref name="now"/> and evaluates it; returns the incident changes it causes.</summary>
+    public IReadOnlyList<IncidentChange> OnSample(NodeSample sample, DateTimeOffset now, out SampleAcceptance verdict)
+    {
+        var findings = new List<Finding>(8);
+        var state = fleet.DetectionState(sample.Node);
+        lock (state)
+        {
+            verdict = fleet.Accept(sample, now, out var previous);
+            if (verdict != SampleAcceptance.Accepted)
+            {
+                return [];
+            }
+
+            SampleDetectors.Evaluate(previous, sample, state, options.Value, findings);
+        }
+
+        // The node reports again: a node_silent condition clears.
+        findings.Add(NodeSilenceDetector.Evaluate(sample.Node, now, now, options.Value).Finding);
+        return incidents.Apply(findings, now);
+    }
+
+    /// <summary>Classifies an Xid seen at <paramref name="now"/>; returns the incident changes it causes.</summary>
+    public IReadOnlyList<IncidentChange> OnXid(GpuXidObserved xid, DateTimeOffset now)
+    {
+        fleet.Touch(xid.Node);
+        if (xid.GpuIndex is null && fleet.Latest(xid.Node) is { } latest)
+        {
+            // kmsg names the GPU by PCI id (or UUID); map it to the index with the node's latest sample.
+            var gpu = latest.Gpus.FirstOrDefault(g =>
+                (xid.GpuUuid is not null && string.Equals(g.Uuid, xid.GpuUuid, StringComparison.OrdinalIgnoreCase))
+                || (xid.PciBusId is not null && g.PciBusId is not null && DetectionPipeline.PciMatches(g.PciBusId, xid.PciBusId)));
+            if (gpu is not null)
+            {
+                xid = xid with { GpuIndex = gpu.Index, GpuUuid = gpu.Uuid };
+            }
+        }
+
+        return incidents.Apply([XidDetector.Classify(xid, catalog)], now);
+    }
+
+    /// <summary>Time-driven rules at <paramref name="now"/>: silent nodes, expiry of event findings, resolution after the hold.</summary>
+    public IReadOnlyList<IncidentChange> Sweep(DateTimeOffset now)
+    {
+        var findings = new List<Finding>();
+        foreach (var (node, _, lastSeen) in fleet.Nodes())
+        {
+            var (status, finding) = NodeSilenceDetector.Evaluate(node, lastSeen, now, options.Value);
+            if (status != ConditionStatus.Unknown)
+            {
+                findings.Add(finding);
+            }
+        }
+
+        var applied = incidents.Apply(findings, now);
+        var ticked = incidents.Tick(now);
+        if (ticked.Count == 0)
+        {
+            return applied;
+        }
+
+        return applied.Count == 0 ? ticked : [.. applied, .. ticked];
+    }
+}
