@@ -54,7 +54,9 @@ public sealed partial class StepEndpointServer(
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = o.MaxBodyBytes;
+            // The handler enforces MaxBodyBytes itself and answers 413; Kestrel's own limit sits above it so that a slightly
+            // larger body gets that answer instead of a reset connection, and a huge one is still cut off.
+            k.Limits.MaxRequestBodySize = 4L * o.MaxBodyBytes;
             k.Listen(IPAddress.Parse(o.ListenAddress), o.Port);
         });
         var app = builder.Build();
@@ -129,6 +131,7 @@ public sealed partial class StepEndpointServer(
         var body = await ReadBodyAsync(request, o.MaxBodyBytes, context.RequestAborted).ConfigureAwait(false);
         if (body is null)
         {
+            context.Response.Headers.Connection = "close"; // the rest of the body is not read
             await RejectAsync(context, StatusCodes.Status413PayloadTooLarge, $"body: larger than {o.MaxBodyBytes} bytes").ConfigureAwait(false);
             return;
         }

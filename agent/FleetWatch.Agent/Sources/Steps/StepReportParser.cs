@@ -56,42 +56,55 @@ public static class StepReportParser
 
         using (document)
         {
-            var root = document.RootElement;
-            switch (root.ValueKind)
+            try
             {
-                case JsonValueKind.Object:
-                    return ParseOne(root, "", node, receivedAt, reports);
-                case JsonValueKind.Array:
-                    var count = root.GetArrayLength();
-                    if (count == 0)
-                    {
-                        return "body: empty array";
-                    }
-
-                    if (count > maxReports)
-                    {
-                        return $"body: {count} reports in one request, at most {maxReports}";
-                    }
-
-                    var i = 0;
-                    foreach (var item in root.EnumerateArray())
-                    {
-                        var error = item.ValueKind == JsonValueKind.Object
-                            ? ParseOne(item, $"[{i}].", node, receivedAt, reports)
-                            : $"[{i}]: must be an object";
-                        if (error is not null)
-                        {
-                            reports.Clear();
-                            return error;
-                        }
-
-                        i++;
-                    }
-
-                    return null;
-                default:
-                    return "body: must be a JSON object or an array of objects";
+                return ParseRoot(document.RootElement, node, receivedAt, maxReports, reports);
             }
+            catch (InvalidOperationException ex)
+            {
+                // JsonDocument checks UTF-8 inside strings only when they are read (a DecoderFallbackException inside).
+                reports.Clear();
+                return $"body: not valid UTF-8 JSON ({ex.Message})";
+            }
+        }
+    }
+
+    private static string? ParseRoot(JsonElement root, string node, DateTimeOffset receivedAt, int maxReports, List<StepTimings> reports)
+    {
+        switch (root.ValueKind)
+        {
+            case JsonValueKind.Object:
+                return ParseOne(root, "", node, receivedAt, reports);
+            case JsonValueKind.Array:
+                var count = root.GetArrayLength();
+                if (count == 0)
+                {
+                    return "body: empty array";
+                }
+
+                if (count > maxReports)
+                {
+                    return $"body: {count} reports in one request, at most {maxReports}";
+                }
+
+                var i = 0;
+                foreach (var item in root.EnumerateArray())
+                {
+                    var error = item.ValueKind == JsonValueKind.Object
+                        ? ParseOne(item, $"[{i}].", node, receivedAt, reports)
+                        : $"[{i}]: must be an object";
+                    if (error is not null)
+                    {
+                        reports.Clear();
+                        return error;
+                    }
+
+                    i++;
+                }
+
+                return null;
+            default:
+                return "body: must be a JSON object or an array of objects";
         }
     }
 
