@@ -79,6 +79,7 @@ class StepReporter:
         self._idle = threading.Event()
         self._idle.set()
         self._conn = None
+        self._healthy = True      # the last request reached the agent; when not, close() does not wait to flush
         parsed = urllib.parse.urlsplit(url or os.environ.get("FLEETWATCH_STEPS_URL") or DEFAULT_URL)
         self._host = parsed.hostname or "127.0.0.1"
         self._port = parsed.port or 80
@@ -113,10 +114,11 @@ class StepReporter:
             self.last_error = repr(exc)
 
     def close(self, timeout_s=1.0):
-        """Tries to send what is queued for up to ``timeout_s``, then stops the thread. Never raises."""
+        """Sends what is queued for up to ``timeout_s`` (not at all while the agent is away), stops the thread. Never raises."""
         try:
             if self._thread is not None:
-                self._idle.wait(max(0.0, float(timeout_s)))
+                if self._healthy:
+                    self._idle.wait(max(0.0, float(timeout_s)))
                 self._stop.set()
                 self._wake.set()
                 self._thread.join(max(0.0, float(timeout_s)))
@@ -145,7 +147,8 @@ class StepReporter:
                 batch = self._take()
                 if not batch:
                     break
-                if self._send(batch):
+                self._healthy = self._send(batch)
+                if self._healthy:
                     backoff = 0.0
                 else:
                     backoff = min(self._max_backoff, max(0.5, backoff * 2))
