@@ -35,6 +35,12 @@ public sealed record StepTimings
 
     /// <summary>When the step ended on the rank.</summary>
     public required DateTimeOffset EndTime { get; init; }
+
+    /// <summary>
+    /// The rank's last report: training ended normally on this rank (the reporter's <c>close()</c> repeats its last step with
+    /// this set). When every rank of a job has sent one, the job has ended and its silence is not a hang.
+    /// </summary>
+    public bool Final { get; init; }
 }
 
 /// <summary>

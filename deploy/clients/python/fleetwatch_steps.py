@@ -28,14 +28,16 @@ README snippet (PyTorch)::
         t2 = time.perf_counter()
         reporter.report(step, (t2 - t0) * 1000.0,
                         sections={"fwd_bwd": (t1 - t0) * 1000.0, "optimizer": (t2 - t1) * 1000.0})
-    reporter.close()                            # optional: flush for up to 1 s
+    reporter.close()                            # training ended normally: tells the agent (else the job's silence
+                                                # is reported as a hang) and flushes for up to 1 s
 
 Environment: ``FLEETWATCH_STEPS_URL`` overrides the endpoint (default ``http://127.0.0.1:9478``);
 ``FLEETWATCH_STEPS_DISABLED=1`` turns every call into a no-op.
 
 Fields sent (the agent validates them and answers 400 naming a bad field): ``job``, ``rank``, ``step``,
 ``duration_ms`` (the rank's own time for the step), ``gpu`` (index on the node), ``peer_group``,
-``end_unix_ms`` (when the step ended, wall clock), ``sections`` (name to milliseconds).
+``end_unix_ms`` (when the step ended, wall clock), ``sections`` (name to milliseconds), ``final`` (true on the
+rank's last report, sent by ``close()``; when every rank of a job has sent it, the job has ended, not hung).
 """
 
 import collections
@@ -79,6 +81,7 @@ class StepReporter:
         self._idle = threading.Event()
         self._idle.set()
         self._conn = None
+        self._last = None         # the last report, repeated with "final": true by close()
         self._healthy = True      # the last request reached the agent; when not, close() does not wait to flush
         parsed = urllib.parse.urlsplit(url or os.environ.get("FLEETWATCH_STEPS_URL") or DEFAULT_URL)
         self._host = parsed.hostname or "127.0.0.1"
@@ -108,15 +111,25 @@ class StepReporter:
                 if len(self._queue) == self._queue.maxlen:
                     self.dropped += 1   # the deque drops the oldest on append
                 self._queue.append(item)
+                self._last = item
                 self._idle.clear()
             self._wake.set()
         except Exception as exc:  # noqa: BLE001 - a reporter must never break training
             self.last_error = repr(exc)
 
-    def close(self, timeout_s=1.0):
-        """Sends what is queued for up to ``timeout_s`` (not at all while the agent is away), stops the thread. Never raises."""
+    def close(self, timeout_s=1.0, final=True):
+        """Ends reporting: with ``final`` (training ended normally; pass False when it did not) repeats the last report
+        marked final, sends what is queued for up to ``timeout_s`` (not at all while the agent is away) and stops the
+        thread. Never raises."""
         try:
             if self._thread is not None:
+                if final:
+                    with self._lock:
+                        if self._last is not None and not self._last.get("final"):
+                            self._last = dict(self._last, final=True)
+                            self._queue.append(self._last)
+                            self._idle.clear()
+                    self._wake.set()
                 if self._healthy:
                     self._idle.wait(max(0.0, float(timeout_s)))
                 self._stop.set()

@@ -24,6 +24,9 @@ public sealed class StepReportParserTests
         Assert.Equal(1764417600123L, r.EndTime.ToUnixTimeMilliseconds());
         Assert.Equal(910.5, r.SectionsMs["bwd"]);
         Assert.Equal(2, r.SectionsMs.Count);
+        Assert.False(r.Final);
+        Assert.Null(Parse("""{"job":"j","rank":0,"step":9,"duration_ms":1,"gpu":0,"final":true}""", out var last));
+        Assert.True(Assert.Single(last).Final);
     }
 
     [Fact]
@@ -64,6 +67,7 @@ public sealed class StepReportParserTests
     [InlineData("""{"job":"j","rank":1,"step":1,"duration_ms":1,"gpu":0,"sections":{"fwd":-1}}""", "sections.fwd:")]
     [InlineData("""[{"job":"j","rank":1,"step":1,"duration_ms":1,"gpu":0},{"job":"j","rank":2,"step":1,"gpu":0}]""", "[1].duration_ms:")]
     [InlineData("""[{"job":"j","rank":1,"step":1,"duration_ms":1,"gpu":0}, 5]""", "[1]:")]
+    [InlineData("""{"job":"j","rank":1,"step":1,"duration_ms":1,"gpu":0,"final":"yes"}""", "final:")]
     [InlineData("""[]""", "body:")]
     [InlineData("""42""", "body:")]
     [InlineData("""{"job":"j",""", "body:")]

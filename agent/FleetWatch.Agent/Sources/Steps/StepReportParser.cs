@@ -10,7 +10,8 @@ namespace FleetWatch.Agent.Sources.Steps;
 /// {"job": "llama-70b", "rank": 17, "step": 230, "duration_ms": 1510.2, "gpu": 1, "peer_group": "pp3",
 ///  "end_unix_ms": 1764417600123.5, "sections": {"fwd": 500.1, "bwd": 910.0}, "gpu_uuid": "GPU-..."}
 /// </code>
-/// <c>job</c>, <c>rank</c>, <c>step</c>, <c>duration_ms</c> and <c>gpu</c> are required; <c>peer_group</c> defaults to
+/// <c>job</c>, <c>rank</c>, <c>step</c>, <c>duration_ms</c> and <c>gpu</c> are required; <c>final</c> (true on a rank's last
+/// report, when training ended normally) defaults to false; <c>peer_group</c> defaults to
 /// <see cref="DefaultPeerGroup"/> (every rank does the same work, plain data parallelism), <c>end_unix_ms</c> to the time the
 /// agent received the request. Unknown fields are ignored, so newer reporters work with older agents. A request is
 /// accepted whole or refused whole, with the first bad field named (<c>[3].rank: ...</c>). A pure function: no clock, no I/O.
@@ -182,6 +183,17 @@ public static class StepReportParser
             sections = parsed;
         }
 
+        var final = false;
+        if (e.TryGetProperty("final", out var fin) && fin.ValueKind != JsonValueKind.Null)
+        {
+            if (fin.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            {
+                return $"{at}final: must be true or false";
+            }
+
+            final = fin.GetBoolean();
+        }
+
         reports.Add(new StepTimings
         {
             Job = job,
@@ -194,6 +206,7 @@ public static class StepReportParser
             SectionsMs = sections,
             DurationMs = duration,
             EndTime = end,
+            Final = final,
         });
         return null;
     }

@@ -15,7 +15,8 @@ namespace FleetWatch.Controller.Stragglers.Live;
 /// touches it. A periodic tick driven by <see cref="TimeProvider"/> advances time: reports are held for
 /// <see cref="LiveStragglerOptions.IngestLag"/> and fed in end-time order (the detector is built for a time-ordered
 /// stream; agents batch and the broker reorders), steps are closed, silent jobs are reported hung, long stragglers are
-/// escalated. Findings are attributed to a cause from the node's telemetry in <see cref="FleetState"/>
+/// escalated. A job whose every rank sent its final report (<see cref="StepTimings.Final"/>) has ended: it is dropped from
+/// the detector and its conditions clear, so a finished job is never reported hung. Findings are attributed to a cause from the node's telemetry in <see cref="FleetState"/>
 /// (<see cref="StragglerAttributor"/>) and handed to the <see cref="IncidentManager"/> on the rank's node and GPU.
 /// A failure while handling one item is logged and counted and the loop goes on (STYLE.md rule 7).
 /// </summary>
@@ -39,7 +40,9 @@ public sealed partial class LiveStragglerService(
     });
 
     // Everything below is owned by the loop (single thread of control at a time).
-    private readonly PriorityQueue<StepReport, long> _held = new();
+    private readonly PriorityQueue<HeldReport, long> _held = new();
+    private readonly Dictionary<string, HashSet<int>> _finals = new(StringComparer.Ordinal);
+    private readonly List<Finding> _pending = [];
     private readonly Dictionary<string, SortedDictionary<int, (string Node, int Gpu)>> _places = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Job, int Rank), FlaggedRank> _flagged = [];
     private readonly Dictionary<string, List<(string Node, int? Gpu)>> _hangTargets = new(StringComparer.Ordinal);
@@ -162,15 +165,17 @@ public sealed partial class LiveStragglerService(
                 NotePlace(s.Job, s.Rank, s.Node, s.Gpu);
             }
 
+            var held = new HeldReport(report, s.Final);
             if (report.EndMs <= _watermarkMs)
             {
                 // Later than the ingest lag: feed it now; findings wait for the next tick.
                 Interlocked.Increment(ref _late);
-                detector.Observe(report, _raw);
+                Release(held);
             }
             else
             {
-                _held.Enqueue(report, report.EndMs);
+                // A final report repeats the rank's last step: it goes after every report that ended at the same time.
+                _held.Enqueue(held, s.Final ? report.EndMs + 1 : report.EndMs);
             }
         }
     }
@@ -187,8 +192,7 @@ public sealed partial class LiveStragglerService(
 
         while (_held.TryPeek(out _, out var end) && end <= _watermarkMs)
         {
-            var report = _held.Dequeue();
-            detector.Observe(report, _raw);
+            Release(_held.Dequeue());
         }
 
         detector.AdvanceTo(_watermarkMs, _raw);
@@ -200,6 +204,8 @@ public sealed partial class LiveStragglerService(
 
         var findings = Translate(_raw, now);
         _raw.Clear();
+        findings.AddRange(_pending);
+        _pending.Clear();
         Escalate(now, findings);
         if (findings.Count == 0)
         {
@@ -229,7 +235,8 @@ public sealed partial class LiveStragglerService(
                     findings.Add(StragglerIncidentFindings.Straggler(s, attribution, escalated: false, TimeSpan.Zero, at));
                     break;
                 case StragglerCleared c when _flagged.Remove((c.Job, c.Rank), out var was):
-                    findings.Add(StragglerIncidentFindings.StragglerClear(c.Job, c.Rank, was.Flag.Node, was.Flag.Gpu, c.Reason, at));
+                    var why = c.Reason == StragglerClearReason.Recovered ? $"kept pace again at step {c.Step}" : "the job restarted";
+                    findings.Add(StragglerIncidentFindings.StragglerClear(c.Job, c.Rank, was.Flag.Node, was.Flag.Gpu, why, at));
                     break;
                 case HangDetected h:
                     var targets = HangTargets(h);
@@ -238,12 +245,58 @@ public sealed partial class LiveStragglerService(
                     findings.AddRange(StragglerIncidentFindings.Hang(h, targets, SpinCorroboration(h), at));
                     break;
                 case HangCleared hc when _hangTargets.Remove(hc.Job, out var raisedOn):
-                    findings.AddRange(StragglerIncidentFindings.HangClear(hc.Job, hc.Step, raisedOn, at));
+                    findings.AddRange(StragglerIncidentFindings.HangClear(hc.Job, $"progress at step {hc.Step}", raisedOn, at));
                     break;
             }
         }
 
         return findings;
+    }
+
+    private void Release(in HeldReport held)
+    {
+        if (!held.Final)
+        {
+            detector.Observe(held.Report, _raw);
+            return;
+        }
+
+        // The rank finished. The job has ended when every rank seen has finished.
+        var job = held.Report.Job;
+        if (!_places.TryGetValue(job, out var places))
+        {
+            return;
+        }
+
+        if (!_finals.TryGetValue(job, out var finished))
+        {
+            finished = [];
+            _finals[job] = finished;
+        }
+
+        finished.Add(held.Report.Rank);
+        if (finished.Count < places.Count)
+        {
+            return;
+        }
+
+        detector.EndJob(job);
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(held.Report.EndMs);
+        foreach (var key in _flagged.Keys.Where(k => k.Job == job).ToList())
+        {
+            var flag = _flagged[key].Flag;
+            _flagged.Remove(key);
+            _pending.Add(StragglerIncidentFindings.StragglerClear(job, key.Rank, flag.Node, flag.Gpu, "the job ended", at));
+        }
+
+        if (_hangTargets.Remove(job, out var raisedOn))
+        {
+            _pending.AddRange(StragglerIncidentFindings.HangClear(job, "the job ended", raisedOn, at));
+        }
+
+        _places.Remove(job);
+        _finals.Remove(job);
+        LogJobEnded(logger, job, places.Count);
     }
 
     private void Escalate(DateTimeOffset now, List<Finding> findings)
@@ -352,6 +405,12 @@ public sealed partial class LiveStragglerService(
 
     [LoggerMessage(EventId = 522, Level = LogLevel.Error, Message = "Straggler loop: handling an item failed")]
     private static partial void LogLoopFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 523, Level = LogLevel.Information, Message = "Job {Job} ended: all {Ranks} ranks sent their final report")]
+    private static partial void LogJobEnded(ILogger logger, string job, int ranks);
+
+    /// <summary>A report waiting for the ingest lag; a final one marks the rank's end instead of a step.</summary>
+    private readonly record struct HeldReport(StepReport Report, bool Final);
 
     /// <summary>A batch of reports, or a tick (with a completion when someone waits for it).</summary>
     private sealed record Work(IReadOnlyList<StepTimings>? Steps, TaskCompletionSource? Done);

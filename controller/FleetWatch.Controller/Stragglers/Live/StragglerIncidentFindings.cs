@@ -48,10 +48,10 @@ public static class StragglerIncidentFindings
             escalated ? Severity.High : Severity.Warning, StragglerCategory, StragglerAction, message, time);
     }
 
-    /// <summary>The straggler condition is clear (the rank recovered, or the job restarted).</summary>
-    public static Finding StragglerClear(string job, int rank, string node, int gpu, StragglerClearReason reason, DateTimeOffset time) =>
+    /// <summary>The straggler condition is clear (the rank recovered, the job restarted or ended); <paramref name="why"/> says which.</summary>
+    public static Finding StragglerClear(string job, int rank, string node, int gpu, string why, DateTimeOffset time) =>
         new(node, gpu, StragglerRule(job, rank), FindingKind.Condition, Active: false, Severity.Warning, StragglerCategory, StragglerAction,
-            string.Create(CultureInfo.InvariantCulture, $"job {job} rank {rank} keeps pace again ({reason})"), time);
+            string.Create(CultureInfo.InvariantCulture, $"job {job} rank {rank} is no longer a straggler: {why}"), time);
 
     /// <summary>
     /// The findings of a hung job: one critical condition per place in <paramref name="targets"/> (the suspect ranks' GPUs,
@@ -76,10 +76,10 @@ public static class StragglerIncidentFindings
             HangCategory, HangAction, message, time)).ToList();
     }
 
-    /// <summary>The hang condition is clear on the places it was raised on.</summary>
-    public static List<Finding> HangClear(string job, long step, IReadOnlyList<(string Node, int? Gpu)> targets, DateTimeOffset time) =>
+    /// <summary>The hang condition is clear on the places it was raised on; <paramref name="why"/> says why (progress again, or the job ended).</summary>
+    public static List<Finding> HangClear(string job, string why, IReadOnlyList<(string Node, int? Gpu)> targets, DateTimeOffset time) =>
         targets.Select(t => new Finding(t.Node, t.Gpu, HangRule(job), FindingKind.Condition, Active: false, Severity.Critical, HangCategory,
-            HangAction, string.Create(CultureInfo.InvariantCulture, $"job {job} progresses again (step {step})"), time)).ToList();
+            HangAction, $"job {job} is no longer hung: {why}", time)).ToList();
 
     /// <summary>
     /// The hang signature of a GPU (issue 5 item 4): busy at very low power, i.e. spinning in a collective that never

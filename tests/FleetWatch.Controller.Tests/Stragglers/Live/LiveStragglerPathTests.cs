@@ -179,6 +179,36 @@ public sealed class LiveStragglerPathTests : IAsyncDisposable
         Assert.Empty(services.GetRequiredService<IncidentManager>().Open());
     }
 
+    [Theory]
+    [InlineData(16, false)] // every rank said it finished: the job ended, its silence is no hang
+    [InlineData(15, true)]  // one rank never finished: the others' final reports do not hide the hang
+    public async Task A_job_that_ends_normally_is_not_reported_hung(int finishingRanks, bool hangExpected)
+    {
+        var (services, harness, live) = await StartAsync([]);
+        var incidents = services.GetRequiredService<IncidentManager>();
+        await FeedAsync(harness, live, 0, 30, new Random(3));
+        foreach (var (node, first) in new[] { ("n1", 0), ("n2", 8) })
+        {
+            var last = Batch(node, first, 29, new Random(4));
+            var finals = last.Steps.Where(s => s.Rank < finishingRanks).Select(s => s with { Final = true }).ToList();
+            await harness.Bus.Publish(last with { Steps = finals });
+        }
+
+        await WaitForAsync(() => live.ReportsReceived >= (Ranks * 30) + finishingRanks, "the final reports to be consumed");
+        var lastStepEnd = T0.AddSeconds(30);
+        for (var s = 1; s <= 20; s++)
+        {
+            _time.SetUtcNow(lastStepEnd.AddSeconds(s));
+            await live.FlushAsync(CancellationToken.None);
+        }
+
+        Assert.Equal(hangExpected, incidents.Open().Any(i => i.Category == "job_hang"));
+        // Rank 5 was flagged; when the job ends its condition clears too (the incident resolves after the hold).
+        Assert.Contains(incidents.Open(), i => i.Category == "straggler_rank");
+        Assert.Equal(hangExpected, incidents.ActiveSeverities().ContainsKey(("n1", 5)));
+        Assert.Equal(0, live.LoopErrors);
+    }
+
     [Fact]
     public void Invalid_live_options_fail_at_start_with_key_and_value()
     {

@@ -25,7 +25,7 @@ public sealed class StragglerIncidentFindingsTests
         Assert.Equal(first.Rule, later.Rule); // same condition, raised: the incident escalates instead of a second one opening
         Assert.EndsWith("persisting for 12 min", later.Message, StringComparison.Ordinal);
 
-        var clear = StragglerIncidentFindings.StragglerClear("j1", 17, "n5", 3, StragglerClearReason.Recovered, T);
+        var clear = StragglerIncidentFindings.StragglerClear("j1", 17, "n5", 3, "recovered", T);
         Assert.Equal((first.Rule, false, "n5", (int?)3), (clear.Rule, clear.Active, clear.Node, clear.Gpu));
     }
 
@@ -47,7 +47,7 @@ public sealed class StragglerIncidentFindingsTests
             (f.Severity, f.Category, f.Action, f.Rule, f.Active)));
         Assert.Equal("job j2 hung: no step completed for 7.5 s (5.0 × its median step of 1.50 s) after step 1180; suspect ranks 3, 9 (stopped before the others); n1 GPU 3 at 100 % utilisation but 90 W of 700 W (spinning in a collective)",
             findings[0].Message);
-        var cleared = StragglerIncidentFindings.HangClear("j2", 1181, [("n1", 3), ("n2", 1)], T);
+        var cleared = StragglerIncidentFindings.HangClear("j2", "progress at step 1181", [("n1", 3), ("n2", 1)], T);
         Assert.All(cleared, f => Assert.False(f.Active));
     }
 
