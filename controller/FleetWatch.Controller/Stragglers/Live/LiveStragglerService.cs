@@ -43,11 +43,13 @@ public sealed partial class LiveStragglerService(
     private readonly PriorityQueue<HeldReport, long> _held = new();
     private readonly Dictionary<string, HashSet<int>> _finals = new(StringComparer.Ordinal);
     private readonly List<Finding> _pending = [];
-    private readonly Dictionary<string, SortedDictionary<int, (string Node, int Gpu)>> _places = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Dictionary<int, (string Node, int Gpu)>> _places = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Job, int Rank), FlaggedRank> _flagged = [];
     private readonly Dictionary<string, List<(string Node, int? Gpu)>> _hangTargets = new(StringComparer.Ordinal);
     private readonly Dictionary<string, NodeSample?[]> _snapshots = new(StringComparer.Ordinal);
     private readonly List<StragglerFinding> _raw = [];
+    private Dictionary<int, (string Node, int Gpu)>? _lastPlaces; // cache: consecutive reports are mostly of one job
+    private string? _lastPlacesJob;
     private long _watermarkMs = long.MinValue;
     private DateTimeOffset _nextRotation = DateTimeOffset.MinValue;
 
@@ -296,6 +298,7 @@ public sealed partial class LiveStragglerService(
 
         _places.Remove(job);
         _finals.Remove(job);
+        _lastPlaces = null;
         LogJobEnded(logger, job, places.Count);
     }
 
@@ -336,7 +339,7 @@ public sealed partial class LiveStragglerService(
         if (targets.Count == 0)
         {
             // Rank 0 usually hosts the job's coordinator (the torch.distributed store): its node is where an operator looks first.
-            targets.Add((places.First().Value.Node, null));
+            targets.Add((places.MinBy(kv => kv.Key).Value.Node, null));
         }
 
         return targets;
@@ -363,13 +366,24 @@ public sealed partial class LiveStragglerService(
 
     private void NotePlace(string job, int rank, string node, int gpu)
     {
-        if (!_places.TryGetValue(job, out var places))
+        if (_lastPlaces is null || !string.Equals(_lastPlacesJob, job, StringComparison.Ordinal))
         {
-            places = [];
-            _places[job] = places;
+            if (!_places.TryGetValue(job, out _lastPlaces))
+            {
+                _lastPlaces = [];
+                _places[job] = _lastPlaces;
+            }
+
+            _lastPlacesJob = job;
         }
 
-        places[rank] = (node, gpu);
+        // The common case, a rank reporting from where it was: one lookup, no writes.
+        if (_lastPlaces.TryGetValue(rank, out var known) && known.Gpu == gpu && string.Equals(known.Node, node, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        _lastPlaces[rank] = (node, gpu);
         if (!_snapshots.ContainsKey(node))
         {
             _snapshots[node] = new NodeSample?[2];
