@@ -167,6 +167,20 @@ public sealed class StepEndpointTests
         Assert.Equal(20, host.Counters.Published);
     }
 
+    [Fact]
+    public async Task Composes_with_the_bus_under_scope_validation()
+    {
+        // The agent host runs with scope validation in Development: a singleton must not hold a scoped bus service.
+        var configuration = new ConfigurationBuilder().Build();
+        var services = new ServiceCollection().AddLogging().AddMassTransit(x => x.UsingInMemory()).AddStepEndpoint(configuration);
+        await using var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true, ValidateOnBuild = true });
+        Assert.Throws<InvalidOperationException>(() => provider.GetRequiredService<IPublishEndpoint>()); // why the publisher takes IBus
+
+        Assert.IsType<BusStepTimingsPublisher>(provider.GetRequiredService<IStepTimingsPublisher>());
+        Assert.NotNull(provider.GetRequiredService<StepBatchPublisher>());
+        Assert.Equal(StepEndpointOptions.DefaultPort, provider.GetRequiredService<IOptions<StepEndpointOptions>>().Value.Port);
+    }
+
     [Theory]
     [InlineData("0.0.0.0")]
     [InlineData("10.1.2.3")]

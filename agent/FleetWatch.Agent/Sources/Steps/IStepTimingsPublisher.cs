@@ -14,8 +14,11 @@ public interface IStepTimingsPublisher
     Task PublishStepsAsync(StepTimingsBatch batch, CancellationToken cancellationToken);
 }
 
-/// <summary>Publishes step batches on the MassTransit bus (RabbitMQ or in-memory by configuration).</summary>
-public sealed class BusStepTimingsPublisher(IPublishEndpoint bus) : IStepTimingsPublisher
+/// <summary>
+/// Publishes step batches on the MassTransit bus (RabbitMQ or in-memory by configuration). Takes <see cref="IBus"/>, a
+/// singleton, not <see cref="IPublishEndpoint"/>, which MassTransit registers scoped (a singleton holding it fails scope validation).
+/// </summary>
+public sealed class BusStepTimingsPublisher(IBus bus) : IStepTimingsPublisher
 {
     /// <inheritdoc />
     public Task PublishStepsAsync(StepTimingsBatch batch, CancellationToken cancellationToken) => bus.Publish(batch, cancellationToken);
