@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using FleetWatch.Contracts;
 using FleetWatch.Controller.Detection;
@@ -27,6 +28,7 @@ public sealed partial class LiveStragglerService(
     FleetState fleet,
     IOptions<LiveStragglerOptions> options,
     TimeProvider time,
+    IMeterFactory meters,
     ILogger<LiveStragglerService> logger) : BackgroundService
 {
     /// <summary>Reports dated further than this ahead of the controller's clock are refused: fed to the detector they would
@@ -92,6 +94,7 @@ public sealed partial class LiveStragglerService(
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        RegisterInstruments();
         var ticker = TickLoopAsync(stoppingToken);
         try
         {
@@ -125,6 +128,23 @@ public sealed partial class LiveStragglerService(
         }
 
         await ticker.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Exports the counters on the controller's meter. The detector's counters are plain fields written by the loop: a
+    /// 64-bit read does not tear, and a value one batch old is fine for a metric.
+    /// </summary>
+    private void RegisterInstruments()
+    {
+        var meter = meters.Create("FleetWatch.Controller");
+        var c = detector.Counters;
+        meter.CreateObservableCounter("fleetwatch_steps_received_total", () => ReportsReceived, description: "Step reports received from agents");
+        meter.CreateObservableCounter("fleetwatch_steps_late_total", () => LateReports, description: "Step reports later than the ingest lag");
+        meter.CreateObservableCounter("fleetwatch_steps_future_total", () => FutureReports, description: "Step reports dated too far ahead, refused");
+        meter.CreateObservableCounter("fleetwatch_steps_loop_errors_total", () => LoopErrors, description: "Straggler loop items that failed");
+        meter.CreateObservableCounter("fleetwatch_steps_malformed_total", () => c.Malformed, description: "Step reports with a missing or impossible field");
+        meter.CreateObservableCounter("fleetwatch_steps_duplicate_total", () => c.Duplicates, description: "Step reports seen twice");
+        meter.CreateObservableCounter("fleetwatch_steps_stale_total", () => c.Stale, description: "Step reports for a step already analysed");
     }
 
     private async Task TickLoopAsync(CancellationToken stoppingToken)

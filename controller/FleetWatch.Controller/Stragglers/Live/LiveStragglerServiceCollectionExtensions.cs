@@ -25,6 +25,7 @@ public static class LiveStragglerServiceCollectionExtensions
         services.AddValidatedOptions<LiveStragglerOptions>(configuration, LiveStragglerOptions.Section,
             o => ValidatedOptions.Annotations(o.Attribution, $"{LiveStragglerOptions.Section}:{nameof(LiveStragglerOptions.Attribution)}"));
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
         services.TryAddSingleton<LiveStragglerService>();
         services.AddHostedService(sp => sp.GetRequiredService<LiveStragglerService>());
         return services;
