@@ -35,4 +35,30 @@ public sealed record StepTimings
 
     /// <summary>When the step ended on the rank.</summary>
     public required DateTimeOffset EndTime { get; init; }
+
+    /// <summary>
+    /// The rank's last report: training ended normally on this rank (the reporter's <c>close()</c> repeats its last step with
+    /// this set). When every rank of a job has sent one, the job has ended and its silence is not a hang.
+    /// </summary>
+    public bool Final { get; init; }
+}
+
+/// <summary>
+/// The step reports one node's agent received during one tick, sent as one message. At 8 ranks reporting once a
+/// second on each of 1,250 nodes, one message per report would be 10,000 messages/s, each carrying a broker
+/// envelope larger than the report itself; one batch per node and tick is 1,250 messages/s, the rate of
+/// <see cref="NodeSample"/>. The controller treats every report in it exactly as if it had come alone.
+/// </summary>
+public sealed record StepTimingsBatch
+{
+    public required string Node { get; init; }
+
+    /// <summary>When the agent sent the batch.</summary>
+    public required DateTimeOffset Time { get; init; }
+
+    /// <summary>Reports in the order the agent received them.</summary>
+    public required IReadOnlyList<StepTimings> Steps { get; init; }
+
+    /// <summary>Reports the agent dropped since it started (buffer full while the broker was slow), cumulative.</summary>
+    public long DroppedTotal { get; init; }
 }
