@@ -13,6 +13,9 @@ public sealed class AgentCount
 /// <summary>The agent's own counters (exported on /metrics as fleetwatch_agent_*).</summary>
 public sealed class AgentMetrics
 {
+    /// <summary>Name of the agent's System.Diagnostics.Metrics meter (for OpenTelemetry exporters).</summary>
+    public const string MeterName = "FleetWatch.Agent";
+
     public AgentCount SamplesPublished { get; } = new();
     public AgentCount XidsPublished { get; } = new();
     public AgentCount PublishFailures { get; } = new();

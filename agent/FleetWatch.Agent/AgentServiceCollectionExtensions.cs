@@ -20,6 +20,7 @@ public static class AgentServiceCollectionExtensions
     public static IServiceCollection AddAgentCore(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddValidatedOptions<SamplingOptions>(configuration, SamplingOptions.Section);
+        services.AddMetrics();
         services.AddSingleton<AgentMetrics>();
         services.AddSingleton<Metrics.AgentState>();
         services.AddSingleton<BusTelemetryPublisher>();

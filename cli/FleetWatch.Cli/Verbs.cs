@@ -15,6 +15,7 @@ public static class Verbs
         Offline tools (FORMATS.md):
           xid          Xid / SXid / fallen-off-bus events from a kernel log as JSON Lines (--input FILE|-)
           stragglers   straggler and hang analysis of step timings (--trace FILE [--end-ms N] [--output FILE])
+          replay       a fault scenario through the real detectors in virtual time (--scenario FILE --output FILE)
           rebalance    MoE expert placement (--input FILE --output FILE | --input-dir DIR --output-dir DIR)
 
         Tools:
@@ -49,6 +50,8 @@ public static class Verbs
                 return await FleetWatch.Controller.Stragglers.StragglerTool.RunAsync(rest, stdout, stderr);
             case "rebalance":
                 return await FleetWatch.Controller.Remediation.Rebalancing.RebalanceTool.RunAsync(rest, stdout, stderr);
+            case "replay":
+                return await FleetWatch.Controller.Replay.ReplayTool.RunAsync(rest, stdout, stderr);
             case "nvml-probe":
                 return await NvmlProbe.RunAsync(rest, stdout, stderr);
             default:

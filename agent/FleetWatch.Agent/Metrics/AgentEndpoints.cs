@@ -66,6 +66,14 @@ public static class AgentEndpoints
             yield return new("fleetwatch_agent_kmsg_lost_records_total", "Kernel log records lost (sequence gaps, overruns).", true, c.LostRecords);
         }
 
+        if (sp.GetService<Sources.Steps.StepEndpointCounters>() is { } steps)
+        {
+            yield return new("fleetwatch_agent_steps_accepted_total", "Step reports accepted by the endpoint.", true, steps.Accepted);
+            yield return new("fleetwatch_agent_steps_rejected_requests_total", "Step requests refused (bad body, too large).", true, steps.RejectedRequests);
+            yield return new("fleetwatch_agent_steps_dropped_total", "Step reports dropped because the buffer was full.", true, steps.Dropped);
+            yield return new("fleetwatch_agent_steps_published_total", "Step reports published to the bus.", true, steps.Published);
+        }
+
         if (sp.GetService<SysfsInfinibandSource>() is { } ib)
         {
             yield return new("fleetwatch_agent_ib_skipped_files_total", "InfiniBand sysfs files skipped as unreadable or garbage.", true, ib.SkippedFiles);

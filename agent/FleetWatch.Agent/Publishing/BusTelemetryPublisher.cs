@@ -4,7 +4,7 @@ using MassTransit;
 namespace FleetWatch.Agent.Publishing;
 
 /// <summary>Publishes telemetry on the MassTransit bus (RabbitMQ or in-memory by configuration).</summary>
-public sealed class BusTelemetryPublisher(IPublishEndpoint bus, AgentMetrics metrics) : ITelemetryPublisher
+public sealed class BusTelemetryPublisher(IBus bus, AgentMetrics metrics) : ITelemetryPublisher
 {
     public async Task PublishSampleAsync(NodeSample sample, CancellationToken cancellationToken)
     {

@@ -1,5 +1,7 @@
 using FleetWatch.Agent;
 using FleetWatch.Agent.Metrics;
+using FleetWatch.Agent.Sources.Steps;
+using FleetWatch.Controller.Stragglers.Live;
 using FleetWatch.Controller;
 using FleetWatch.Dashboard;
 using Microsoft.AspNetCore.Builder;
@@ -33,6 +35,7 @@ public static class FleetWatchHost
         ["FleetWatch:Simulation:GpusPerNode"] = "8",
         ["FleetWatch:Simulation:DemoFaults"] = "true",
         ["FleetWatch:Agent:Spool:Enabled"] = "false", // in-memory bus: no broker to be away
+        ["FleetWatch:Agent:Steps:Enabled"] = "false", // the simulator reports no steps; --FleetWatch:Agent:Steps:Enabled=true opens 127.0.0.1:9478
     };
 
     public static WebApplication Build(Role role, string[] args, Action<WebApplicationBuilder>? configure = null)
@@ -68,6 +71,7 @@ public static class FleetWatchHost
         if (hasAgent)
         {
             services.AddAgentCore(configuration);
+            services.AddStepEndpoint(configuration);
             if (simulated)
             {
                 services.AddSimulatedFleet(configuration);
@@ -82,6 +86,7 @@ public static class FleetWatchHost
         if (hasController)
         {
             services.AddFleetController(configuration);
+            services.AddLiveStragglers(configuration);
         }
 
         if (hasDashboard)
@@ -99,6 +104,7 @@ public static class FleetWatchHost
             if (hasController)
             {
                 bus.AddFleetControllerConsumers(rabbit.PrefetchCount, rabbit.ConcurrentMessageLimit);
+                bus.AddStragglerConsumers();
             }
 
             if (hasDashboard)
