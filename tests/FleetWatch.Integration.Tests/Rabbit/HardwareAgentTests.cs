@@ -50,7 +50,7 @@ public sealed class HardwareAgentTests
             Assert.DoesNotContain(receiver.Posts, p => Label(p.Body, "category") == "ib_link_down"); // the cx7 fixture ports are ACTIVE
 
             // The agent's own surface: readiness, and /metrics with dcgm-exporter names from the real NVML path.
-            var url = System.Text.RegularExpressions.Regex.Match(agent.Output, @"listening on (http://\S+)").Groups[1].Value;
+            var url = System.Text.RegularExpressions.Regex.Match(agent.Output, @"FleetWatch Agent listening on (http://\S+)").Groups[1].Value;
             using var http = new HttpClient { BaseAddress = new Uri(url) };
             Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/healthz/ready")).StatusCode);
             var metrics = await http.GetStringAsync("/metrics");
