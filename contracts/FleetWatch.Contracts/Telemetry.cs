@@ -81,15 +81,27 @@ public sealed record GpuSample
 /// <summary>Cumulative NVLink counters of one link of one GPU.</summary>
 public sealed record NvLinkSample
 {
+    // Short wire names: a node sample carries 8 GPUs × 18 links of these, so the names are most of its bytes.
+    [System.Text.Json.Serialization.JsonPropertyName("g")]
     public required int GpuIndex { get; init; }
+
+    [System.Text.Json.Serialization.JsonPropertyName("l")]
     public required int Link { get; init; }
 
     /// <summary>Link active; null when NVLink is not supported (PCIe cards).</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("up")]
     public bool? Up { get; init; }
 
+    [System.Text.Json.Serialization.JsonPropertyName("cf")]
     public long? CrcFlitErrors { get; init; }
+
+    [System.Text.Json.Serialization.JsonPropertyName("cd")]
     public long? CrcDataErrors { get; init; }
+
+    [System.Text.Json.Serialization.JsonPropertyName("rp")]
     public long? ReplayErrors { get; init; }
+
+    [System.Text.Json.Serialization.JsonPropertyName("rc")]
     public long? RecoveryErrors { get; init; }
 }
 

@@ -47,6 +47,8 @@ public static class BusSetup
         cfg.ConfigureJsonSerializerOptions(o =>
         {
             o.WriteIndented = false;
+            // A null is "not available on this GPU"; leaving it out of the wire shrinks every sample and reads back as null.
+            o.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
             return o;
         });
 
