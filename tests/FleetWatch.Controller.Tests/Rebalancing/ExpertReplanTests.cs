@@ -74,10 +74,20 @@ public sealed class ExpertReplanTests
     }
 
     [Fact]
-    public async Task Schedule_IsRegistered_WithTheConfiguredInterval()
+    public async Task Schedule_IsRegistered_WithTheConfiguredInterval_BesideTheFleetSweep()
     {
-        await using var provider = Build(new() { ["FleetWatch:ExpertRebalancing:ReplanInterval"] = "00:03:00" });
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["FleetWatch:ExpertRebalancing:ReplanInterval"] = "00:03:00" })
+            .Build();
+
+        // The controller's composition: the sweep's AddQuartz and ours must land in one scheduler.
+        await using var provider = new ServiceCollection()
+            .AddLogging()
+            .AddFleetSweep(configuration)
+            .AddExpertRebalancing(configuration)
+            .BuildServiceProvider(true);
         var scheduler = await provider.GetRequiredService<ISchedulerFactory>().GetScheduler();
+        Assert.NotNull(await scheduler.GetJobDetail(FleetWatch.Controller.Scheduling.FleetSweepJob.Key));
         Assert.NotNull(await scheduler.GetJobDetail(ExpertReplanJob.Key));
         var trigger = Assert.IsAssignableFrom<ISimpleTrigger>(await scheduler.GetTrigger(ExpertReplanJob.TriggerKey));
         Assert.Equal(TimeSpan.FromMinutes(3), trigger.RepeatInterval);

@@ -191,7 +191,7 @@ public sealed class ExpertIncidentConsumer(ExpertTopologyResponder responder)
 public static class ExpertRebalancingBusExtensions
 {
     /// <summary>Queue of expert-load reports of MoE jobs (low volume: one per job per window).</summary>
-    public const string ExpertLoadQueue = "fleetwatch-expert-load";
+    public const string ExpertLoadQueue = ControllerServiceCollectionExtensions.ExpertLoadQueue;
 
     /// <summary>Queue on which the rebalancer hears incident events (its own copy of the published events).</summary>
     public const string IncidentQueue = "fleetwatch-expert-incidents";
