@@ -33,6 +33,26 @@ public sealed class ExpertRebalancingOptions
     /// </summary>
     public double MinImbalanceImprovement { get; set; } = 0.02;
 
+    /// <summary>
+    /// Without a topology change, each weight copy per layer (on average over layers) raises the improvement a new
+    /// plan must bring by this much (1e-4: 100 copies per layer must buy 1 % more). Copies stall the job while
+    /// weights move, so a small gain is not worth many of them (SwiftBalancer's gain threshold, research/eplb.md
+    /// section 3).
+    /// </summary>
+    public double ImbalanceCostPerWeightMove { get; set; } = 1e-4;
+
+    /// <summary>Incident categories that slow a GPU rather than remove it (planned at <see cref="StragglerSpeed"/>), comma separated.</summary>
+    public string StragglerCategories { get; set; } = "straggler,over_temperature";
+
+    /// <summary>
+    /// Relative speed planned for a GPU under a straggler-category incident, which carries no measured speed (a
+    /// flagged straggler's own score is used where one is known).
+    /// </summary>
+    public double StragglerSpeed { get; set; } = 0.8;
+
+    /// <summary>Placements kept in the in-memory action log (oldest dropped first).</summary>
+    public int ActionLogCapacity { get; set; } = 512;
+
     /// <summary>Prefer keeping an expert group's replicas in one node when it costs little balance.</summary>
     public ExpertLocality Locality { get; set; } = ExpertLocality.None;
 
@@ -164,11 +184,16 @@ public static class ExpertRebalanceDecider
 
         var before = plan.ImbalanceBefore!.Average();
         var after = plan.MeanImbalance;
-        if (affected.Count == 0 && !(before - after >= options.MinImbalanceImprovement))
+        // A drift-only re-plan must pay for its weight copies: the bar rises with the copies per layer.
+        var required = options.MinImbalanceImprovement
+            + (options.ImbalanceCostPerWeightMove * plan.TotalWeightMoves / Math.Max(1, layers));
+        if (affected.Count == 0 && !(before - after >= required))
         {
             return new ExpertRebalanceDecision(
                 null,
-                string.Create(CultureInfo.InvariantCulture, $"balanced enough: imbalance {before:F4}, a new plan reaches {after:F4}"),
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"balanced enough: imbalance {before:F4}, a new plan reaches {after:F4} with {plan.TotalWeightMoves} weight moves (needs a gain of {required:F4})"),
                 plan);
         }
 

@@ -53,32 +53,16 @@ public sealed class ExpertLoadReportStore
 }
 
 /// <summary>
-/// Thin consumer: store the report, ask <see cref="ExpertRebalanceDecider"/> against the current GPU capacity,
-/// send the <see cref="ApplyExpertPlacement"/> it returns on the command queue, log the action.
+/// Thin consumer: store the report and re-plan the job through <see cref="ExpertReplanner"/> (decide against the
+/// current GPU capacity, send the <see cref="ApplyExpertPlacement"/> on the command queue, record the action).
 /// </summary>
-public sealed class ExpertLoadReportConsumer(
-    ExpertLoadReportStore store,
-    IGpuCapacityView capacity,
-    IOptions<ExpertRebalancingOptions> options,
-    ILogger<ExpertLoadReportConsumer> logger) : IConsumer<ExpertLoadReport>
+public sealed class ExpertLoadReportConsumer(ExpertLoadReportStore store, ExpertReplanner replanner) : IConsumer<ExpertLoadReport>
 {
     public async Task Consume(ConsumeContext<ExpertLoadReport> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var report = context.Message;
-        store.Put(report);
-        var decision = ExpertRebalanceDecider.Decide(report, capacity.Current(), store.NextCycle(report.Job), options.Value);
-        if (decision.Command is not { } command)
-        {
-            RebalancingLog.NoPlacement(logger, report.Job, decision.Outcome);
-            return;
-        }
-
-        var endpoint = await context.GetSendEndpoint(new Uri("queue:" + options.Value.CommandQueue));
-        await endpoint.Send(command, context.CancellationToken);
-        RebalancingLog.PlacementSent(
-            logger, command.Job, command.PlanId, command.ExpectedImbalanceBefore ?? double.NaN, command.ExpectedImbalanceAfter,
-            command.WeightMoveCount, command.Reason);
+        store.Put(context.Message);
+        await replanner.ReplanAsync(context.Message.Job, "expert-load report", context, context.CancellationToken).ConfigureAwait(false);
     }
 }
 
@@ -120,6 +104,21 @@ public sealed class ExpertRebalancingOptionsValidator : IValidateOptions<ExpertR
             errors.Add(Invariant($"{section}:ReplanInterval must be at least 00:00:10, got {options.ReplanInterval}"));
         }
 
+        if (!(options.ImbalanceCostPerWeightMove is >= 0 and <= 1))
+        {
+            errors.Add(Invariant($"{section}:ImbalanceCostPerWeightMove must be in [0, 1], got {options.ImbalanceCostPerWeightMove}"));
+        }
+
+        if (!(options.StragglerSpeed is >= 0.05 and <= 1))
+        {
+            errors.Add(Invariant($"{section}:StragglerSpeed must be in [0.05, 1], got {options.StragglerSpeed}"));
+        }
+
+        if (options.ActionLogCapacity is < 1 or > 100_000)
+        {
+            errors.Add(Invariant($"{section}:ActionLogCapacity must be in [1, 100000], got {options.ActionLogCapacity}"));
+        }
+
         if (string.IsNullOrWhiteSpace(options.CommandQueue))
         {
             errors.Add($"{section}:CommandQueue must not be empty");
@@ -136,7 +135,9 @@ public static class ExpertRebalancingServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the options (bound from <c>FleetWatch:ExpertRebalancing</c>, validated at start), the report store
-    /// and the capacity view. Register <see cref="ExpertLoadReportConsumer"/> in AddMassTransit.
+    /// the capacity view, the re-planner with its action log, the incident/straggler capacity tracker and the
+    /// periodic re-plan (<see cref="ExpertReplanScheduleExtensions.AddExpertReplanSchedule"/>). Register the consumers
+    /// with <see cref="ExpertRebalancingBusExtensions.AddExpertRebalancingConsumers"/> in AddMassTransit.
     /// </summary>
     public static IServiceCollection AddExpertRebalancing(this IServiceCollection services, IConfiguration configuration)
     {
@@ -149,6 +150,12 @@ public static class ExpertRebalancingServiceCollectionExtensions
         services.TryAddSingleton<ExpertLoadReportStore>();
         services.TryAddSingleton<InMemoryGpuCapacityView>();
         services.TryAddSingleton<IGpuCapacityView>(sp => sp.GetRequiredService<InMemoryGpuCapacityView>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ExpertRebalanceActionLog>();
+        services.TryAddSingleton<ExpertReplanner>();
+        services.TryAddSingleton<ExpertCapacityTracker>();
+        services.TryAddSingleton<ExpertTopologyResponder>();
+        services.AddExpertReplanSchedule(configuration);
         return services;
     }
 }
@@ -156,10 +163,23 @@ public static class ExpertRebalancingServiceCollectionExtensions
 internal static partial class RebalancingLog
 {
     [LoggerMessage(EventId = 7001, Level = LogLevel.Information,
-        Message = "Expert placement {PlanId} sent to job {Job}: imbalance {Before:F4} -> {After:F4}, {Moves} weight moves ({Reason})")]
+        Message = "Expert placement {PlanId} sent to job {Job}: imbalance {Before:F4} -> {After:F4}, {Moves} weight moves ({Reason}; trigger: {Trigger})")]
     public static partial void PlacementSent(
-        ILogger logger, string job, string planId, double before, double after, int moves, string reason);
+        ILogger logger, string job, string planId, double before, double after, int moves, string reason, string trigger);
 
     [LoggerMessage(EventId = 7002, Level = LogLevel.Debug, Message = "No expert placement for job {Job}: {Outcome}")]
     public static partial void NoPlacement(ILogger logger, string job, string outcome);
+
+    [LoggerMessage(EventId = 7003, Level = LogLevel.Debug, Message = "Job {Job} not re-planned ({Trigger}): report and GPU capacity unchanged since the last plan")]
+    public static partial void Unchanged(ILogger logger, string job, string trigger);
+
+    [LoggerMessage(EventId = 7004, Level = LogLevel.Error, Message = "Re-planning job {Job} failed ({Trigger})")]
+    public static partial void ReplanFailed(ILogger logger, Exception exception, string job, string trigger);
+
+    [LoggerMessage(EventId = 7005, Level = LogLevel.Information,
+        Message = "GPU capacity changed by {Source}: {Gpus} GPU(s) updated, re-planning {Jobs} job(s)")]
+    public static partial void CapacityChanged(ILogger logger, string source, int gpus, int jobs);
+
+    [LoggerMessage(EventId = 7006, Level = LogLevel.Information, Message = "Scheduled expert re-plan: {Jobs} job(s), {Sent} placement(s) sent")]
+    public static partial void ScheduledReplan(ILogger logger, int jobs, int sent);
 }
