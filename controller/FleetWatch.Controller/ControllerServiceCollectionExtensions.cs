@@ -97,7 +97,7 @@ public static class ControllerServiceCollectionExtensions
         bus.AddConsumer<GpuXidObservedConsumer>(c => c.UseMessageRetry(r => { r.Ignore<InvalidTelemetryException>(); r.Intervals(100, 500, 1000); }))
             .Endpoint(e => e.Name = XidQueue);
         bus.AddConsumer<GetFleetSnapshotConsumer>().Endpoint(e => e.Name = SnapshotQueue);
-        bus.AddConsumer<ExpertLoadReportConsumer>().Endpoint(e => e.Name = ExpertLoadQueue);
+        bus.AddExpertRebalancingConsumers();
         return bus;
     }
 
