@@ -42,7 +42,13 @@ nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, nvmlPciInfo_t *p) {
     GUARD(d); memset(p, 0, sizeof *p); p->bus = 0x18 + 0x10 * DEV(d);
     snprintf(p->busId, sizeof p->busId, "00000000:%02X:00.0", p->bus); return OK; }
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *s, unsigned int n) { GUARD(d); snprintf(s, n, "Fake H100 80GB HBM3"); return OK; }
-nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t d, int sensor, unsigned int *t) { GUARD(d); *t = 40 + DEV(d); return OK; }
+/* Deprecated call: answers 100 °C more, so a test sees which call the agent used. */
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t d, int sensor, unsigned int *t) { GUARD(d); *t = 140 + DEV(d); return OK; }
+typedef struct { unsigned int version; int sensorType; int temperature; } nvmlTemperature_t;
+/* NVML 13: versioned struct; a wrong version is NVML_ERROR_ARGUMENT_VERSION_MISMATCH (25). */
+nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t d, nvmlTemperature_t *t) {
+    GUARD(d); if (t->version != (unsigned)(sizeof(nvmlTemperature_t) | (1u << 24))) return 25;
+    t->temperature = 40 + (int)DEV(d); return OK; }
 nvmlReturn_t nvmlDeviceGetTemperatureThreshold(nvmlDevice_t d, int type, unsigned int *t) { GUARD(d); *t = type == 0 ? 92 : 90; return OK; }
 nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *mw) {
     GUARD(d); if (g_hang_ms > 0) usleep((useconds_t)(g_hang_ms * 1000)); *mw = 600000 + 1000 * DEV(d); return OK; }

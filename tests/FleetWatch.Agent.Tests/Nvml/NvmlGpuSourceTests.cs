@@ -24,7 +24,7 @@ public sealed class NvmlGpuSourceTests
         Assert.Equal("GPU-fa4e0000-0000-0000-0000-000000000002", gpu.Uuid);
         Assert.Equal("00000000:38:00.0", gpu.PciBusId);
         Assert.Equal("Fake H100 80GB HBM3", gpu.Name);
-        Assert.Equal(42, gpu.TemperatureC);
+        Assert.Equal(42, gpu.TemperatureC); // from nvmlDeviceGetTemperatureV (the deprecated call would say 142)
         Assert.Equal(47, gpu.MemoryTemperatureC); // field value 82
         Assert.Equal(0, gpu.RecoveryAction); // field value 230
         Assert.Equal((90, 92), (gpu.SlowdownTemperatureC, gpu.ShutdownTemperatureC));

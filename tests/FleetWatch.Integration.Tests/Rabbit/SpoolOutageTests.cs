@@ -71,10 +71,14 @@ public sealed class SpoolOutageTests
             await Wait.UntilAsync(() => Directory.GetFiles(spool, "*.jsonl").Length == 0, TimeSpan.FromSeconds(120), "spool drained", () => second.Output);
             await Task.Delay(TimeSpan.FromSeconds(2));
             await second.TerminateAsync(TimeSpan.FromSeconds(30));
+            // The replayed messages sit in the sink's durable queue until the sink's own bus has reconnected after the
+            // broker restart (MassTransit backs off): wait, bounded, until every run's sequence is complete, then settle.
+            await Wait.UntilAsync(() => Complete(seen), TimeSpan.FromSeconds(90), "every sequence number of both runs at the sink");
             await WaitQuietAsync(seen);
 
             var runs = seen.GroupBy(s => (s.Run, s.Node)).ToList();
-            Assert.Equal(6, runs.Count); // 2 agent runs × 3 nodes
+            var summary = string.Join("; ", runs.Select(r => $"{r.Key.Run}/{r.Key.Node}: {r.Count()} msgs, max seq {r.Max(x => x.Seq)}"));
+            Assert.True(runs.Count == 6, $"expected 2 agent runs × 3 nodes, got {summary}\n--- first ---\n{first.Output}\n--- second ---\n{second.Output}"); // 2 agent runs × 3 nodes
             foreach (var run in runs)
             {
                 var seqs = run.Select(s => s.Seq).ToHashSet();
@@ -95,6 +99,13 @@ public sealed class SpoolOutageTests
             await RabbitAdmin.DeleteVirtualHostAsync(vhost);
             Directory.Delete(spool, recursive: true);
         }
+    }
+
+    /// <summary>Two agent runs × three nodes, each with every sequence number from 1 to its highest.</summary>
+    private static bool Complete(ConcurrentBag<(string Run, string Node, long Seq)> seen)
+    {
+        var groups = seen.ToArray().GroupBy(s => (s.Run, s.Node)).ToList();
+        return groups.Count == 6 && groups.All(g => g.Select(s => s.Seq).Distinct().Count() == g.Max(s => s.Seq));
     }
 
     private static async Task WaitQuietAsync(ConcurrentBag<(string, string, long)> seen)

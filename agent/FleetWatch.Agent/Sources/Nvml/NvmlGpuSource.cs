@@ -153,7 +153,7 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
         int? U(NvmlReturn r, uint v) => Check(r, ref lost) ? (int)v : null;
         long? L(NvmlReturn r, ulong v) => Check(r, ref lost) ? (long)v : null;
 
-        var temperature = U(NvmlNative.DeviceGetTemperature(device, NvmlNative.TemperatureGpu, out var t), t);
+        var temperature = ReadTemperature(device, ref lost);
         var slowdown = U(NvmlNative.DeviceGetTemperatureThreshold(device, NvmlNative.ThresholdSlowdown, out var ts), ts);
         var shutdown = U(NvmlNative.DeviceGetTemperatureThreshold(device, NvmlNative.ThresholdShutdown, out var tsd), tsd);
         var powerMw = U(NvmlNative.DeviceGetPowerUsage(device, out var p), p);
@@ -265,6 +265,27 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
             PcieMaxLinkGen = maxGen,
             PcieMaxLinkWidth = maxWidth,
         };
+    }
+
+    private bool _noTemperatureV;
+
+    /// <summary>GetTemperatureV (NVML 13), falling back once and for all to the deprecated call on drivers without it.</summary>
+    private int? ReadTemperature(nint device, ref bool lost)
+    {
+        if (!_noTemperatureV)
+        {
+            try
+            {
+                var value = new NvmlTemperature { Version = NvmlTemperature.Version1, SensorType = NvmlNative.TemperatureGpu };
+                return Check(NvmlNative.DeviceGetTemperatureV(device, ref value), ref lost) ? value.Temperature : null;
+            }
+            catch (EntryPointNotFoundException)
+            {
+                _noTemperatureV = true;
+            }
+        }
+
+        return Check(NvmlNative.DeviceGetTemperature(device, NvmlNative.TemperatureGpu, out var t), ref lost) ? (int)t : null;
     }
 
     /// <summary>True on success; NOT_SUPPORTED is false without counting; GPU_IS_LOST sets <paramref name="lost"/>.</summary>

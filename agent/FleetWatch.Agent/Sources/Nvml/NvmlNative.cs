@@ -20,6 +20,18 @@ public enum NvmlReturn
     Unknown = 999,
 }
 
+/// <summary>nvmlTemperature_t (v1): the argument of nvmlDeviceGetTemperatureV, NVML 13's replacement of GetTemperature.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct NvmlTemperature
+{
+    /// <summary>nvmlTemperature_v1 = NVML_STRUCT_VERSION(Temperature, 1) = sizeof | (1 &lt;&lt; 24).</summary>
+    public static readonly uint Version1 = (uint)Marshal.SizeOf<NvmlTemperature>() | (1u << 24);
+
+    public uint Version;
+    public int SensorType;
+    public int Temperature;
+}
+
 [StructLayout(LayoutKind.Sequential)]
 internal struct NvmlUtilization
 {
@@ -134,6 +146,10 @@ internal static partial class NvmlNative
     [LibraryImport(Library, EntryPoint = "nvmlDeviceGetName")]
     public static unsafe partial NvmlReturn DeviceGetName(nint device, byte* name, uint length);
 
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetTemperatureV")]
+    public static partial NvmlReturn DeviceGetTemperatureV(nint device, ref NvmlTemperature temperature);
+
+    /// <summary>Deprecated in NVML 13; used only where GetTemperatureV is missing (older drivers).</summary>
     [LibraryImport(Library, EntryPoint = "nvmlDeviceGetTemperature")]
     public static partial NvmlReturn DeviceGetTemperature(nint device, int sensor, out uint temperature);
 

@@ -42,7 +42,7 @@ public sealed class ExpertRebalancingOptions
     public double ImbalanceCostPerWeightMove { get; set; } = 1e-4;
 
     /// <summary>Incident categories that slow a GPU rather than remove it (planned at <see cref="StragglerSpeed"/>), comma separated.</summary>
-    public string StragglerCategories { get; set; } = "straggler,over_temperature";
+    public string StragglerCategories { get; set; } = "straggler_rank,straggler,over_temperature";
 
     /// <summary>
     /// Relative speed planned for a GPU under a straggler-category incident, which carries no measured speed (a
