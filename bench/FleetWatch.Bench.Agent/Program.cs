@@ -3,6 +3,7 @@
 // per second to the step endpoint; publishing to the local RabbitMQ. Prints CPU per tick and resident memory.
 // Usage: dotnet run -c Release --project bench/FleetWatch.Bench.Agent -- [--seconds 60] [--env NAME=VALUE ...]
 using System.Diagnostics;
+using FleetWatch.Bench;
 using System.Globalization;
 using System.Text;
 
@@ -21,7 +22,7 @@ for (var i = 0; i < args.Length; i++)
     }
 }
 
-var root = FindRoot();
+var root = BenchProcess.RepositoryRoot();
 var dll = Path.Combine(root, "artifacts", "cli", "fleetwatch.dll");
 if (!File.Exists(dll))
 {
@@ -31,7 +32,7 @@ if (!File.Exists(dll))
 
 var work = Directory.CreateTempSubdirectory("fw-agent-bench-").FullName;
 var nvml = Path.Combine(work, "libnvidia-ml.so.1");
-Run("gcc", "-shared", "-fPIC", "-O2", "-o", nvml, Path.Combine(root, "tests", "FleetWatch.Agent.Tests", "Native", "fake_nvml.c"));
+BenchProcess.Run("gcc", true, "-shared", "-fPIC", "-O2", "-o", nvml, Path.Combine(root, "tests", "FleetWatch.Agent.Tests", "Native", "fake_nvml.c"));
 var ib = Path.Combine(work, "infiniband");
 for (var d = 0; d < 8; d++)
 {
@@ -108,18 +109,18 @@ for (var s = 0; s < 15; s++)
     await Task.Delay(1000); // warm-up: JIT, connections
 }
 
-var (cpu0, _) = Proc(agent.Id);
+var (cpu0, _) = BenchProcess.Measure(agent.Id);
 var rss = new List<long>();
 var start = Stopwatch.GetTimestamp();
 for (var s = 0; s < seconds; s++)
 {
     await ReportStepsAsync();
     await Task.Delay(1000);
-    rss.Add(Proc(agent.Id).RssKb);
+    rss.Add(BenchProcess.Measure(agent.Id).RssKb);
 }
 
 var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
-var (cpu1, _) = Proc(agent.Id);
+var (cpu1, _) = BenchProcess.Measure(agent.Id);
 var cpu = cpu1 - cpu0;
 Console.WriteLine($"CPU: {cpu / elapsed * 100:F2} % of one core = {cpu / elapsed * 1000:F1} ms per 1 s tick (process total, sampling + publishing + step endpoint + runtime)");
 Console.WriteLine($"RSS: mean {rss.Average() / 1024:F1} MiB, max {rss.Max() / 1024:F1} MiB");
@@ -128,32 +129,5 @@ agent.WaitForExit();
 Directory.Delete(work, recursive: true);
 return 0;
 
-static (double CpuSeconds, long RssKb) Proc(int pid)
-{
-    var stat = File.ReadAllText($"/proc/{pid}/stat");
-    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-    var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-    var rss = File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-    return (ticks / 100.0, long.Parse(rss.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture));
-}
 
-static void Run(string file, params string[] args)
-{
-    using var p = Process.Start(file, args);
-    p.WaitForExit();
-    if (p.ExitCode != 0)
-    {
-        throw new InvalidOperationException($"{file} failed with {p.ExitCode}");
-    }
-}
 
-static string FindRoot()
-{
-    var dir = new DirectoryInfo(AppContext.BaseDirectory);
-    while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "FleetWatch.sln")))
-    {
-        dir = dir.Parent;
-    }
-
-    return dir?.FullName ?? throw new InvalidOperationException("FleetWatch.sln not found");
-}

@@ -4,6 +4,7 @@
 // Usage: dotnet run -c Release --project bench/FleetWatch.Bench.Ingest -- [--nodes 1250] [--seconds 60] [--injections 20]
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using FleetWatch.Bench;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -21,7 +22,7 @@ using RabbitMQ.Client;
 var nodes = Arg("--nodes", 1250);
 var seconds = Arg("--seconds", 60);
 var injections = Arg("--injections", 20);
-var root = FindRoot();
+var root = BenchProcess.RepositoryRoot();
 var dll = Path.Combine(root, "artifacts", "cli", "fleetwatch.dll");
 if (!File.Exists(dll))
 {
@@ -30,8 +31,8 @@ if (!File.Exists(dll))
 }
 
 var vhost = $"fw-bench-{Guid.NewGuid():N}"[..20];
-Run("rabbitmqctl", "add_vhost", vhost);
-Run("rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*");
+BenchProcess.Run("rabbitmqctl", false, "add_vhost", vhost);
+BenchProcess.Run("rabbitmqctl", false, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*");
 
 // Webhook receiver: arrival time per node label.
 var arrivals = new ConcurrentDictionary<string, DateTime>();
@@ -73,7 +74,7 @@ Console.WriteLine($"# ingest benchmark: {nodes} nodes x 8 GPUs ({nodes * 8} GPUs
 await Task.Delay(10_000); // warm-up: JIT, queues declared, first ticks
 var injected = new Dictionary<string, DateTime>();
 var start = DateTime.UtcNow;
-var (cpu0, _) = Proc(controller.Id);
+var (cpu0, _) = BenchProcess.Measure(controller.Id);
 var accepted0 = await Accepted();
 var depths = new List<long>();
 var rss = new List<long>();
@@ -82,7 +83,7 @@ for (var s = 1; s <= seconds; s++)
 {
     await Task.Delay(1000);
     depths.Add(await Depth());
-    rss.Add(Proc(controller.Id).RssKb);
+    rss.Add(BenchProcess.Measure(controller.Id).RssKb);
     if (s % interval == 0 && injected.Count < injections)
     {
         var node = $"gpu{(injected.Count * 37) % nodes:D4}";
@@ -92,7 +93,7 @@ for (var s = 1; s <= seconds; s++)
 }
 
 var elapsed = (DateTime.UtcNow - start).TotalSeconds;
-var (cpu1, _) = Proc(controller.Id);
+var (cpu1, _) = BenchProcess.Measure(controller.Id);
 var accepted1 = await Accepted();
 await Task.Delay(3000);
 var latencies = injected.Where(kv => arrivals.ContainsKey(kv.Key)).Select(kv => (arrivals[kv.Key] - kv.Value).TotalMilliseconds).Order().ToList();
@@ -106,7 +107,7 @@ Console.WriteLine(latencies.Count == 0
 await bus.StopAsync();
 agent.Kill(true);
 controller.Kill(true);
-Run("rabbitmqctl", "delete_vhost", vhost);
+BenchProcess.Run("rabbitmqctl", false, "delete_vhost", vhost);
 await receiver.StopAsync();
 return 0;
 
@@ -124,14 +125,6 @@ async Task<long> Depth()
 
 static double Pct(List<double> sorted, int p) => sorted[Math.Clamp((int)Math.Ceiling(p / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
 
-static (double CpuSeconds, long RssKb) Proc(int pid)
-{
-    var stat = File.ReadAllText($"/proc/{pid}/stat");
-    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-    var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-    var rss = File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-    return (ticks / 100.0, long.Parse(rss.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture));
-}
 
 static Process Start(string[] args)
 {
@@ -150,17 +143,6 @@ static Process Start(string[] args)
     return p;
 }
 
-static void Run(string file, params string[] args)
-{
-    var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-    foreach (var a in args)
-    {
-        info.ArgumentList.Add(a);
-    }
-
-    using var p = Process.Start(info)!;
-    p.WaitForExit();
-}
 
 int Arg(string name, int fallback)
 {
@@ -168,13 +150,3 @@ int Arg(string name, int fallback)
     return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
 }
 
-static string FindRoot()
-{
-    var dir = new DirectoryInfo(AppContext.BaseDirectory);
-    while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "FleetWatch.sln")))
-    {
-        dir = dir.Parent;
-    }
-
-    return dir?.FullName ?? throw new InvalidOperationException("FleetWatch.sln not found");
-}
