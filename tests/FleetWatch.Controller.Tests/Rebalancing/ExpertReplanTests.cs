@@ -150,7 +150,7 @@ public sealed class ExpertReplanTests
         {
             var loads = Loads(6, kind: "uniform");
             provider.GetRequiredService<ExpertLoadReportStore>().Put(Report("moe-a", Balanced(loads), loads));
-            await harness.Bus.Publish(new IncidentOpened(Incident("inc-2", "node-0", 1, Severity.High, "straggler")));
+            await harness.Bus.Publish(new IncidentOpened(Incident("inc-2", "node-0", 1, Severity.High, FleetWatch.Controller.Stragglers.Live.StragglerIncidentFindings.StragglerCategory)));
             Assert.True(await harness.Sent.Any<ApplyExpertPlacement>());
 
             var command = await FirstSent(harness);

@@ -32,6 +32,14 @@ public sealed class LiveStragglerOptions
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan EscalateAfter { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// A straggler whose score is at or below this is raised to high at once: in synchronous training every rank waits
+    /// for the slowest, so a rank at score 0.8 holds the whole job's step time back by about 25 % — material, not a
+    /// trend to watch (issue 5: escalate "when the job's step time is materially hurt"). [FW]
+    /// </summary>
+    [Range(0.0, 1.0)]
+    public double EscalateBelowScore { get; set; } = 0.8;
+
     /// <summary>Work items (batches of reports, ticks) waiting for the detector loop; when full, consumers wait (back-pressure to the broker).</summary>
     [Range(16, 1_000_000)]
     public int QueueCapacity { get; set; } = 4_096;

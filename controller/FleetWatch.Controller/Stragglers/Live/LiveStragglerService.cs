@@ -327,10 +327,11 @@ public sealed partial class LiveStragglerService(
         var after = options.Value.EscalateAfter;
         foreach (var rank in _flagged.Values)
         {
-            if (!rank.Escalated && now - rank.Since >= after)
+            var hurtsJob = rank.Flag.Score <= options.Value.EscalateBelowScore;
+            if (!rank.Escalated && (now - rank.Since >= after || hurtsJob))
             {
                 rank.Escalated = true;
-                findings.Add(StragglerIncidentFindings.Straggler(rank.Flag, rank.Attribution, escalated: true, now - rank.Since, now));
+                findings.Add(StragglerIncidentFindings.Straggler(rank.Flag, rank.Attribution, escalated: true, now - rank.Since, now, hurtsJob: now - rank.Since < after));
             }
         }
     }

@@ -32,7 +32,7 @@ public static class StragglerIncidentFindings
     public static string HangRule(string job) => $"job_hang:{job}";
 
     /// <summary>The finding of a flagged rank: warning, or high once it has persisted (<paramref name="escalated"/>).</summary>
-    public static Finding Straggler(StragglerFlagged flagged, StragglerAttribution attribution, bool escalated, TimeSpan persisted, DateTimeOffset time)
+    public static Finding Straggler(StragglerFlagged flagged, StragglerAttribution attribution, bool escalated, TimeSpan persisted, DateTimeOffset time, bool hurtsJob = false)
     {
         ArgumentNullException.ThrowIfNull(flagged);
         ArgumentNullException.ThrowIfNull(attribution);
@@ -41,7 +41,9 @@ public static class StragglerIncidentFindings
             $"job {flagged.Job} rank {flagged.Rank} (peer group {flagged.PeerGroup}) is {slower:P0} slower than its peers (score {flagged.Score:0.00}) since step {flagged.FirstFlaggedStep}; {attribution.Describe()}");
         if (escalated)
         {
-            message += string.Create(CultureInfo.InvariantCulture, $"; persisting for {persisted.TotalMinutes:0} min");
+            message += hurtsJob
+                ? string.Create(CultureInfo.InvariantCulture, $"; holds the synchronous job back by about {slower:P0}")
+                : string.Create(CultureInfo.InvariantCulture, $"; persisting for {persisted.TotalMinutes:0} min");
         }
 
         return new Finding(flagged.Node, flagged.Gpu, StragglerRule(flagged.Job, flagged.Rank), FindingKind.Condition, Active: true,

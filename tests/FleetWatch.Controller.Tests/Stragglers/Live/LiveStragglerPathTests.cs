@@ -153,6 +153,28 @@ public sealed class LiveStragglerPathTests : IAsyncDisposable
         Assert.Equal(0, live.LoopErrors);
     }
 
+    [Theory]
+    [InlineData("0.9", Severity.High)]     // the 20 % slow rank (score ≈ 0.83) hurts the job materially: high at once
+    [InlineData("0.7", Severity.Warning)]  // below the bar, and EscalateAfter (1 h) not reached: stays a warning
+    public async Task A_straggler_that_materially_slows_the_job_is_raised_at_once(string escalateBelowScore, Severity expected)
+    {
+        var (_, harness, live) = await StartAsync(new()
+        {
+            ["FleetWatch:Stragglers:Live:EscalateAfter"] = "01:00:00",
+            ["FleetWatch:Stragglers:Live:EscalateBelowScore"] = escalateBelowScore,
+        });
+        var incidents = _host!.Services.GetRequiredService<IncidentManager>();
+
+        await FeedAsync(harness, live, 0, 60, new Random(11));
+
+        var open = Assert.Single(incidents.Open());
+        Assert.Equal(("straggler_rank", expected), (open.Category, open.Severity));
+        if (expected == Severity.High)
+        {
+            Assert.Contains("holds the synchronous job back", Assert.Single(open.Findings).Message, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task A_healthy_job_opens_nothing()
     {
