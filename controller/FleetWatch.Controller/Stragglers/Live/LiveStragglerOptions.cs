@@ -40,6 +40,14 @@ public sealed class LiveStragglerOptions
     [Range(0.0, 1.0)]
     public double EscalateBelowScore { get; set; } = 0.8;
 
+    /// <summary>
+    /// A job with no report for this long is forgotten: its detector state is dropped so per-job state stays bounded
+    /// when jobs end without final reports (killed, crashed). Longer than NCCL's 30-minute timeout and a checkpoint
+    /// cycle. A hang incident raised for it stays open for an operator; straggler conditions clear. [FW]
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
+    public TimeSpan ForgetJobAfter { get; set; } = TimeSpan.FromHours(6);
+
     /// <summary>Work items (batches of reports, ticks) waiting for the detector loop; when full, consumers wait (back-pressure to the broker).</summary>
     [Range(16, 1_000_000)]
     public int QueueCapacity { get; set; } = 4_096;

@@ -50,6 +50,7 @@ public sealed partial class LiveStragglerService(
     private readonly Dictionary<string, List<(string Node, int? Gpu)>> _hangTargets = new(StringComparer.Ordinal);
     private readonly Dictionary<string, NodeSample?[]> _snapshots = new(StringComparer.Ordinal);
     private readonly List<StragglerFinding> _raw = [];
+    private readonly Dictionary<string, long> _lastReportMs = new(StringComparer.Ordinal);
     private Dictionary<int, (string Node, int Gpu)>? _lastPlaces; // cache: consecutive reports are mostly of one job
     private string? _lastPlacesJob;
     private long _watermarkMs = long.MinValue;
@@ -218,6 +219,7 @@ public sealed partial class LiveStragglerService(
         }
 
         detector.AdvanceTo(_watermarkMs, _raw);
+        ForgetSilentJobs(now);
         if (now >= _nextRotation)
         {
             RotateSnapshots();
@@ -277,6 +279,7 @@ public sealed partial class LiveStragglerService(
 
     private void Release(in HeldReport held)
     {
+        _lastReportMs[held.Report.Job] = Math.Max(_lastReportMs.GetValueOrDefault(held.Report.Job), held.Report.EndMs);
         if (!held.Final)
         {
             detector.Observe(held.Report, _raw);
@@ -302,24 +305,41 @@ public sealed partial class LiveStragglerService(
             return;
         }
 
+        Forget(job, "the job ended", DateTimeOffset.FromUnixTimeMilliseconds(held.Report.EndMs), clearHang: true);
+        LogJobEnded(logger, job, places.Count);
+    }
+
+    /// <summary>Drops a job's state; its straggler conditions clear, and its hang too unless <paramref name="clearHang"/> is false.</summary>
+    private void Forget(string job, string why, DateTimeOffset at, bool clearHang)
+    {
         detector.EndJob(job);
-        var at = DateTimeOffset.FromUnixTimeMilliseconds(held.Report.EndMs);
         foreach (var key in _flagged.Keys.Where(k => k.Job == job).ToList())
         {
             var flag = _flagged[key].Flag;
             _flagged.Remove(key);
-            _pending.Add(StragglerIncidentFindings.StragglerClear(job, key.Rank, flag.Node, flag.Gpu, "the job ended", at));
+            _pending.Add(StragglerIncidentFindings.StragglerClear(job, key.Rank, flag.Node, flag.Gpu, why, at));
         }
 
-        if (_hangTargets.Remove(job, out var raisedOn))
+        if (_hangTargets.Remove(job, out var raisedOn) && clearHang)
         {
-            _pending.AddRange(StragglerIncidentFindings.HangClear(job, "the job ended", raisedOn, at));
+            _pending.AddRange(StragglerIncidentFindings.HangClear(job, why, raisedOn, at));
         }
 
         _places.Remove(job);
         _finals.Remove(job);
+        _lastReportMs.Remove(job);
         _lastPlaces = null;
-        LogJobEnded(logger, job, places.Count);
+    }
+
+    /// <summary>Jobs silent for <see cref="LiveStragglerOptions.ForgetJobAfter"/>: bounded state; a raised hang stays for an operator.</summary>
+    private void ForgetSilentJobs(DateTimeOffset now)
+    {
+        var limit = (long)options.Value.ForgetJobAfter.TotalMilliseconds;
+        foreach (var (job, last) in _lastReportMs.Where(kv => _watermarkMs - kv.Value >= limit).ToList())
+        {
+            Forget(job, "the job stopped reporting and was forgotten", now, clearHang: false);
+            LogJobForgotten(logger, job, options.Value.ForgetJobAfter);
+        }
     }
 
     private void Escalate(DateTimeOffset now, List<Finding> findings)
@@ -443,6 +463,9 @@ public sealed partial class LiveStragglerService(
 
     [LoggerMessage(EventId = 523, Level = LogLevel.Information, Message = "Job {Job} ended: all {Ranks} ranks sent their final report")]
     private static partial void LogJobEnded(ILogger logger, string job, int ranks);
+
+    [LoggerMessage(EventId = 524, Level = LogLevel.Warning, Message = "Job {Job} sent no step report for {After}: its straggler state is dropped (an open hang incident stays)")]
+    private static partial void LogJobForgotten(ILogger logger, string job, TimeSpan after);
 
     /// <summary>A report waiting for the ingest lag; a final one marks the rank's end instead of a step.</summary>
     private readonly record struct HeldReport(StepReport Report, bool Final);

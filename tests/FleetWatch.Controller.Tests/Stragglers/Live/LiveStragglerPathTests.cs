@@ -1,3 +1,4 @@
+using FleetWatch.Controller.Stragglers;
 using FleetWatch.Contracts;
 using FleetWatch.Controller.Fleet;
 using FleetWatch.Controller.Incidents;
@@ -173,6 +174,32 @@ public sealed class LiveStragglerPathTests : IAsyncDisposable
         {
             Assert.Contains("holds the synchronous job back", Assert.Single(open.Findings).Message, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task A_job_that_goes_silent_is_forgotten_but_its_hang_incident_stays_open()
+    {
+        var (services, harness, live) = await StartAsync(new()
+        {
+            ["FleetWatch:Stragglers:Live:ForgetJobAfter"] = "00:01:00",
+        });
+        var incidents = services.GetRequiredService<IncidentManager>();
+        var detector = services.GetRequiredService<StragglerDetector>();
+
+        await FeedAsync(harness, live, 0, 30, new Random(5));
+        Assert.Single(detector.Jobs);
+
+        var lastStepEnd = T0.AddSeconds(30);
+        for (var s = 1; s <= 90; s++)
+        {
+            _time.SetUtcNow(lastStepEnd.AddSeconds(s));
+            await live.FlushAsync(CancellationToken.None);
+        }
+
+        Assert.Empty(detector.Jobs); // bounded: the silent job's state is gone after ForgetJobAfter
+        Assert.Single(incidents.Open(), i => i.Category == "job_hang"); // the hang is not "resolved" by forgetting it
+        Assert.True(incidents.ActiveSeverities().ContainsKey(("n1", null)));
+        Assert.Equal(0, live.LoopErrors);
     }
 
     [Fact]
