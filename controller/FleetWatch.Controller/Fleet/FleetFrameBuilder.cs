@@ -46,10 +46,6 @@ public sealed class FleetFrameBuilder(FleetState fleet, IncidentManager incident
                 var has = severities.TryGetValue((node, gpu.Index), out var gpuSeverity);
                 var worst = has && nodeHas ? (Severity)Math.Max((int)gpuSeverity, (int)nodeSeverity) : has ? gpuSeverity : nodeSeverity;
                 var health = (has || nodeHas) ? ToHealth(worst) : stale ? GpuHealth.Unknown : GpuHealth.Healthy;
-                if (stale && !(has || nodeHas))
-                {
-                    health = GpuHealth.Unknown;
-                }
 
                 var cell = new GpuCell
                 {

@@ -59,26 +59,16 @@ public sealed record ReplayScenario(ReplayFleetSpec Fleet, double DurationSecond
     /// InfiniBand sysfs counters (ports/N/counters/, kernel sysfs-class-infiniband ABI) with their widths in bits:
     /// PortCounters saturate at all-ones instead of wrapping (research/straggler-restore-anchors.md section 1.3).
     /// </summary>
-    public static readonly FrozenDictionary<string, int> IbCounterWidths = new Dictionary<string, int>
-    {
-        ["symbol_error"] = 16,
-        ["link_error_recovery"] = 8,
-        ["link_downed"] = 8,
-        ["port_rcv_errors"] = 16,
-        ["port_rcv_remote_physical_errors"] = 16,
-        ["port_rcv_switch_relay_errors"] = 16,
-        ["port_xmit_discards"] = 16,
-        ["port_xmit_constraint_errors"] = 8,
-        ["port_rcv_constraint_errors"] = 8,
-        ["local_link_integrity_errors"] = 4,
-        ["excessive_buffer_overrun_errors"] = 4,
-        ["VL15_dropped"] = 16,
-        ["port_xmit_wait"] = 32,
-        ["port_xmit_data"] = 64,
-        ["port_rcv_data"] = 64,
-        ["port_xmit_packets"] = 64,
-        ["port_rcv_packets"] = 64,
-    }.ToFrozenDictionary(StringComparer.Ordinal);
+    public static readonly FrozenDictionary<string, int> IbCounterWidths = FleetWatch.Common.IbErrorCounterWidths.Bits
+        .Concat(new Dictionary<string, int>
+        {
+            // The simulated fleet has extended (64-bit) data and packet counters, like ConnectX-7.
+            ["port_xmit_data"] = 64,
+            ["port_rcv_data"] = 64,
+            ["port_xmit_packets"] = 64,
+            ["port_rcv_packets"] = 64,
+        })
+        .ToFrozenDictionary(StringComparer.Ordinal);
 
     private static readonly FrozenSet<string> AllFields = FrozenSet.ToFrozenSet(Kinds.Values.SelectMany(f => f), StringComparer.Ordinal);
     private static readonly FrozenSet<string> CommonFields = FrozenSet.ToFrozenSet(["at_s", "node", "kind", "for_s"], StringComparer.Ordinal);

@@ -11,23 +11,6 @@ public static class IbCounterWidths
     /// <summary><c>port_xmit_data</c> / <c>port_rcv_data</c> count octets divided by 4 (kernel ABI; prometheus/procfs multiplies by 4).</summary>
     public const int DataWordBytes = 4;
 
-    private static readonly Dictionary<string, int> Fixed = new(StringComparer.Ordinal)
-    {
-        ["symbol_error"] = 16,
-        ["link_error_recovery"] = 8,
-        ["link_downed"] = 8,
-        ["port_rcv_errors"] = 16,
-        ["port_rcv_remote_physical_errors"] = 16,
-        ["port_rcv_switch_relay_errors"] = 16,
-        ["port_xmit_discards"] = 16,
-        ["port_xmit_constraint_errors"] = 8,
-        ["port_rcv_constraint_errors"] = 8,
-        ["local_link_integrity_errors"] = 4,
-        ["excessive_buffer_overrun_errors"] = 4,
-        ["VL15_dropped"] = 16,
-        ["port_xmit_wait"] = 32,
-    };
-
     // Data and packet counters come from PortCountersExtended (64-bit) when the HCA's PMA advertises it,
     // otherwise from PortCounters (32-bit): old cards.
     private static readonly HashSet<string> DataOrPackets = new(StringComparer.Ordinal)
@@ -46,7 +29,7 @@ public static class IbCounterWidths
     /// and packets. Unknown names (and every <c>hw_counters/</c> file, printed from a u64) are 64-bit.
     /// </summary>
     public static int ForCounter(string name, bool extended) =>
-        Fixed.TryGetValue(name, out var width) ? width : DataOrPackets.Contains(name) && !extended ? 32 : 64;
+        FleetWatch.Common.IbErrorCounterWidths.Bits.TryGetValue(name, out var width) ? width : DataOrPackets.Contains(name) && !extended ? 32 : 64;
 
     /// <summary>The value a counter of <paramref name="widthBits"/> bits pegs at, as a <see cref="ulong"/>.</summary>
     public static ulong MaxValue(int widthBits)
