@@ -12,8 +12,19 @@ public enum IncidentChangeKind
     Resolved,
 }
 
-/// <summary>An incident change; <c>Escalated</c> marks an update whose severity rose (receivers are paged again only then).</summary>
-public sealed record IncidentChange(IncidentChangeKind Kind, IncidentSnapshot Incident, bool Escalated = false);
+/// <summary>
+/// An incident change; <c>Escalated</c> marks an update whose severity rose (receivers are paged again only then);
+/// <c>Repeat</c> counts re-notifications of an unchanged open incident (repeat interval).
+/// </summary>
+public sealed record IncidentChange(IncidentChangeKind Kind, IncidentSnapshot Incident, bool Escalated = false, int Repeat = 0)
+{
+    /// <summary>
+    /// Identifies this notification across controller restarts: an incident opens once, rises to each severity at
+    /// most once and resolves once, so (id, kind, severity, repeat) never repeats for a different notification. The
+    /// outbox and notification log key on it, which makes a re-derived change after a restart a no-op.
+    /// </summary>
+    public string NotificationKey => $"{Incident.Id}/{Kind}/{Incident.Severity}/{Repeat}";
+}
 
 /// <summary>
 /// Turns findings into incidents: one incident per GPU (or per node for node-wide findings), opened by the first
