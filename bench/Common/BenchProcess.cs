@@ -17,6 +17,33 @@ internal static class BenchProcess
         return (ticks / 100.0, long.Parse(rss.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture));
     }
 
+    /// <summary>
+    /// Memory of a process from /proc/&lt;pid&gt;/smaps_rollup, in KiB: RSS, PSS (shared pages divided among the processes
+    /// mapping them, so mapped framework assemblies shared with other .NET processes count in part) and anonymous
+    /// (heap, stacks, JIT code: what the process itself allocated).
+    /// </summary>
+    public static (long RssKb, long PssKb, long AnonKb) MemoryDetail(int pid)
+    {
+        long rss = 0, pss = 0, anon = 0;
+        foreach (var line in File.ReadLines($"/proc/{pid}/smaps_rollup"))
+        {
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length < 2 || !long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var kb))
+            {
+                continue;
+            }
+
+            switch (parts[0])
+            {
+                case "Rss:": rss = kb; break;
+                case "Pss:": pss = kb; break;
+                case "Anonymous:": anon = kb; break;
+            }
+        }
+
+        return (rss, pss, anon);
+    }
+
     /// <summary>Runs a command to completion; a non-zero exit fails the benchmark when <paramref name="check"/> is set.</summary>
     public static void Run(string file, bool check, params string[] args)
     {
