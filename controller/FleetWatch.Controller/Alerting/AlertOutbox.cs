@@ -123,6 +123,23 @@ public sealed class AlertOutbox(ControllerStore store)
         return inserted;
     }
 
+    /// <summary>Receivers that were sent (or are sending) anything about an incident: its resolve goes to all of them.</summary>
+    public IReadOnlyList<string> ReceiversOf(string incidentId)
+    {
+        using var connection = store.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT receiver FROM outbox_message WHERE incident_id = $incident AND state <> 'given_up' GROUP BY receiver ORDER BY MIN(id)";
+        command.Parameters.AddWithValue("$incident", incidentId);
+        var result = new List<string>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            result.Add(reader.GetString(0));
+        }
+
+        return result;
+    }
+
     /// <summary>The oldest pending row of a receiver (each receiver drains in order: firing before its resolve).</summary>
     public OutboxRow? NextPending(string receiver)
     {

@@ -126,7 +126,10 @@ public sealed class ReceiverOptions
     /// </summary>
     public TimeSpan ResendInterval { get; set; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>Whether resolve notifications are sent (Alertmanager's <c>send_resolved</c>; default true).</summary>
+    /// <summary>
+    /// Whether resolve notifications are sent (Alertmanager's <c>send_resolved</c>; default true). Ignored for an
+    /// Alertmanager receiver, which always gets the resolve (its own send_resolved decides what it forwards).
+    /// </summary>
     public bool SendResolved { get; set; } = true;
 }
 

@@ -130,6 +130,12 @@ internal sealed partial class ReceiverSender
         if (verdict == DeliveryVerdict.GiveUp || now + delay - row.CreatedAt > _options.GiveUpAfter)
         {
             _outbox.MarkGivenUp(row.Id, attempt, (int?)status, error, now);
+            if (_receiver.Type == ReceiverType.Alertmanager && row.Notice.Resolved)
+            {
+                // Stop re-posting it: Alertmanager then resolves it on its own after resolve_timeout.
+                _outbox.ClearFiring(Name, row.Notice.Incident.Id);
+            }
+
             _metrics.OnGivenUp(Name);
             LogGaveUp(_logger, row.Notice.NotificationKey, Name, attempt, error);
             return;

@@ -58,18 +58,18 @@ public sealed partial class WebhookDelivery : BackgroundService
         }
 
         var notice = new AlertNotice(change.Kind, change.Incident, change.NotificationKey);
-        var routed = _router.Route(change.Incident);
-        if (routed.Count == 0)
-        {
-            _metrics.OnUnrouted();
-            LogUnrouted(_logger, change.NotificationKey);
-            return;
-        }
-
-        var receivers = notice.Resolved ? routed.Where(r => _receivers[r].SendResolved).ToList() : routed;
+        IReadOnlyList<string> receivers = [];
         IReadOnlyList<string> inserted;
         try
         {
+            receivers = ReceiversFor(notice);
+            if (receivers.Count == 0)
+            {
+                _metrics.OnUnrouted();
+                LogUnrouted(_logger, change.NotificationKey);
+                return;
+            }
+
             inserted = _outbox.Enqueue(notice, receivers, _time.GetUtcNow());
         }
         catch (Exception ex) when (AlertOutbox.IsStorageError(ex))
@@ -92,6 +92,24 @@ public sealed partial class WebhookDelivery : BackgroundService
         {
             LogAlreadyQueued(_logger, change.NotificationKey, receivers.Count - inserted.Count);
         }
+    }
+
+    /// <summary>
+    /// The routed receivers; a resolve also goes to every receiver that heard about the incident before (its severity,
+    /// and so its route, may have changed since), except receivers with <c>SendResolved</c> off. Alertmanager always gets
+    /// the resolve: without an endsAt it would keep the alert firing until resolve_timeout.
+    /// </summary>
+    private List<string> ReceiversFor(AlertNotice notice)
+    {
+        var routed = _router.Route(notice.Incident);
+        if (!notice.Resolved)
+        {
+            return [.. routed];
+        }
+
+        return routed.Union(_outbox.ReceiversOf(notice.Incident.Id), StringComparer.Ordinal)
+            .Where(r => _receivers.TryGetValue(r, out var o) && (o.SendResolved || o.Type == ReceiverType.Alertmanager))
+            .ToList();
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

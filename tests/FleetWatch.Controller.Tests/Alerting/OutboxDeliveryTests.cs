@@ -187,6 +187,40 @@ public sealed class OutboxDeliveryTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_resolve_follows_the_incident_to_every_receiver_that_heard_of_it_unless_send_resolved_is_off()
+    {
+        await using var server = await LoopbackReceiver.StartAsync();
+        using var db = new TempDatabase();
+        await using var engine = await DeliveryHarness.StartAsync(db.Path, new Dictionary<string, string?>
+        {
+            ["FleetWatch:Alerting:Receivers:0:Name"] = "pd",
+            ["FleetWatch:Alerting:Receivers:0:Url"] = server.Url("/pd"),
+            ["FleetWatch:Alerting:Receivers:1:Name"] = "chat",
+            ["FleetWatch:Alerting:Receivers:1:Url"] = server.Url("/chat"),
+            ["FleetWatch:Alerting:Receivers:2:Name"] = "quiet",
+            ["FleetWatch:Alerting:Receivers:2:Url"] = server.Url("/quiet"),
+            ["FleetWatch:Alerting:Receivers:2:SendResolved"] = "false",
+            ["FleetWatch:Alerting:Routes:0:MinSeverity"] = "Critical",
+            ["FleetWatch:Alerting:Routes:0:Receivers:0"] = "pd",
+            ["FleetWatch:Alerting:Routes:1:Receivers:0"] = "chat",
+            ["FleetWatch:Alerting:Routes:1:Receivers:1"] = "quiet",
+        });
+
+        // Opens as a warning (chat, quiet), escalates to critical (pd only), resolves as critical.
+        engine.Delivery.Enqueue(DeliveryHarness.Opened("inc-1", Severity.Warning));
+        engine.Delivery.Enqueue(new(FleetWatch.Controller.Incidents.IncidentChangeKind.Updated, DeliveryHarness.Incident("inc-1", Severity.Critical), Escalated: true));
+        engine.Delivery.Enqueue(DeliveryHarness.Resolved("inc-1", Severity.Critical));
+        await Poll.UntilAsync(() => engine.Metrics.Delivered == 5, TimeSpan.FromSeconds(10), "five deliveries");
+        await Task.Delay(200);
+
+        string Statuses(string path) => string.Join(",", server.Posts.Where(p => p.Path == path).Select(p => p.Json.GetProperty("status").GetString()));
+        Assert.Equal("firing,resolved", Statuses("/pd"));
+        Assert.Equal("firing,resolved", Statuses("/chat"));
+        Assert.Equal("firing", Statuses("/quiet"));
+        Assert.Equal(5, engine.Metrics.Delivered);
+    }
+
+    [Fact]
     public async Task Critical_alert_reaches_a_healthy_receiver_without_waiting_for_a_poll()
     {
         await using var server = await LoopbackReceiver.StartAsync();
