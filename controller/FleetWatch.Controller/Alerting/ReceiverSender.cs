@@ -18,7 +18,7 @@ internal sealed partial class ReceiverSender
     private readonly ReceiverOptions _receiver;
     private readonly AlertingOptions _options;
     private readonly AlertOutbox _outbox;
-    private readonly HttpClient _client;
+    private readonly IHttpClientFactory _http;
     private readonly TimeProvider _time;
     private readonly AlertMetrics _metrics;
     private readonly ILogger _logger;
@@ -26,12 +26,12 @@ internal sealed partial class ReceiverSender
     private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private DateTimeOffset _nextRefresh;
 
-    public ReceiverSender(ReceiverOptions receiver, AlertingOptions options, AlertOutbox outbox, HttpClient client, TimeProvider time, AlertMetrics metrics, ILogger logger)
+    public ReceiverSender(ReceiverOptions receiver, AlertingOptions options, AlertOutbox outbox, IHttpClientFactory http, TimeProvider time, AlertMetrics metrics, ILogger logger)
     {
         _receiver = receiver;
         _options = options;
         _outbox = outbox;
-        _client = client;
+        _http = http;
         _time = time;
         _metrics = metrics;
         _logger = logger;
@@ -193,7 +193,8 @@ internal sealed partial class ReceiverSender
                 message.Headers.TryAddWithoutValidation(name, value);
             }
 
-            using var response = await _client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            // A client per request: the factory rotates handlers, so DNS changes of a receiver are picked up.
+            using var response = await _http.CreateClient(WebhookDelivery.HttpClientName).SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
             var status = response.StatusCode;
             if (_receiver.Type == ReceiverType.Teams && response.IsSuccessStatusCode && await IsLegacyTeamsThrottleAsync(response, timeout.Token).ConfigureAwait(false))
             {

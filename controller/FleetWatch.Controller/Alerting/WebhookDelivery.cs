@@ -36,7 +36,7 @@ public sealed partial class WebhookDelivery : BackgroundService
         _receivers = _options.AllReceivers().ToDictionary(r => r.Name, StringComparer.Ordinal);
         foreach (var receiver in _receivers.Values)
         {
-            _senders[receiver.Name] = new ReceiverSender(receiver, _options, outbox, http.CreateClient(HttpClientName), time, metrics, logger);
+            _senders[receiver.Name] = new ReceiverSender(receiver, _options, outbox, http, time, metrics, logger);
         }
 
         metrics.ObservePending(() => _outbox.Counts().Select(c => new KeyValuePair<string, long>(c.Key, c.Value.Pending)));
