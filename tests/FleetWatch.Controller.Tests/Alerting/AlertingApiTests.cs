@@ -29,10 +29,10 @@ public sealed class AlertingApiTests
             ["FleetWatch:Storage:Path"] = db.Path,
             ["FleetWatch:Alerting:ExternalUrl"] = "https://fleetwatch.test",
             ["FleetWatch:Alerting:Receivers:0:Name"] = "slack-infra",
-            ["FleetWatch:Alerting:Receivers:0:Type"] = "Slack",
+            ["FleetWatch:Alerting:Receivers:0:Type"] = "slack", // type names bind case-insensitively
             ["FleetWatch:Alerting:Receivers:0:Url"] = server.Url("/services/" + SlackUrlToken),
             ["FleetWatch:Alerting:Receivers:1:Name"] = "pd",
-            ["FleetWatch:Alerting:Receivers:1:Type"] = "PagerDuty",
+            ["FleetWatch:Alerting:Receivers:1:Type"] = "pagerduty",
             ["FleetWatch:Alerting:Receivers:1:Url"] = server.Url("/pd"),
             ["FleetWatch:Alerting:Receivers:1:RoutingKey"] = RoutingKey,
             ["FleetWatch:Alerting:Webhooks:0:Name"] = "legacy",
