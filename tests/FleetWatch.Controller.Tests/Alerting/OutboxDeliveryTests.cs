@@ -170,6 +170,28 @@ public sealed class OutboxDeliveryTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Pending_rows_of_a_receiver_removed_from_configuration_are_given_up_with_the_reason()
+    {
+        using var db = new TempDatabase();
+        await using var server = await LoopbackReceiver.StartAsync();
+        server.AlwaysStatus = 503;
+        var first = await DeliveryHarness.StartAsync(db.Path, OneReceiver(server, "Webhook", ("FleetWatch:Alerting:InitialBackoff", "00:00:05")));
+        first.Delivery.Enqueue(DeliveryHarness.Opened("inc-1"));
+        await Poll.UntilAsync(() => !server.Requests.IsEmpty, TimeSpan.FromSeconds(10), "the first failed attempt");
+        await first.DisposeAsync();
+
+        await using var second = await DeliveryHarness.StartAsync(db.Path, new Dictionary<string, string?>
+        {
+            ["FleetWatch:Alerting:Receivers:0:Name"] = "r2",
+            ["FleetWatch:Alerting:Receivers:0:Url"] = server.Url("/r2"),
+        });
+        await Poll.UntilAsync(() => second.Outbox.Query("inc-1", DeliveryState.GivenUp, 10).Count == 1, TimeSpan.FromSeconds(10), "the orphan row given up");
+
+        var row = Assert.Single(second.Outbox.Query("inc-1", null, 10));
+        Assert.Equal(("r1", "receiver no longer configured", 1), (row.Receiver, row.LastError, row.Attempts));
+    }
+
+    [Fact]
     public async Task Firing_goes_before_resolve_and_a_repeated_enqueue_is_sent_once()
     {
         await using var server = await LoopbackReceiver.StartAsync();
