@@ -26,6 +26,8 @@ command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 command -v promtool >/dev/null || need+=(prometheus)
+# The Alertmanager integration test starts its own prometheus-alertmanager (free loopback port, temp dir).
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -60,16 +60,9 @@ public static class ControllerServiceCollectionExtensions
         return services;
     }
 
-    public static IServiceCollection AddAlerting(this IServiceCollection services, IConfiguration configuration)
-    {
-        services.AddValidatedOptions<AlertingOptions>(configuration, AlertingOptions.Section, ValidateAlerting);
-        services.AddSingleton<AlertMetrics>();
-        services.AddSingleton<WebhookDelivery>();
-        services.AddHostedService(sp => sp.GetRequiredService<WebhookDelivery>());
-        // No request logging on this client: webhook URLs carry tokens and must never reach a log.
-        services.AddHttpClient(WebhookDelivery.HttpClientName).RemoveAllLoggers();
-        return services;
-    }
+    /// <summary>Alert delivery (receivers, routes, persistent outbox): see <see cref="AlertingServiceCollectionExtensions.AddAlertDelivery"/>.</summary>
+    public static IServiceCollection AddAlerting(this IServiceCollection services, IConfiguration configuration) =>
+        services.AddAlertDelivery(configuration);
 
     public static IServiceCollection AddFleetSweep(this IServiceCollection services, IConfiguration configuration)
     {
@@ -143,34 +136,6 @@ public static class ControllerServiceCollectionExtensions
         }
     }
 
-    private static IEnumerable<(string, object?, string)> ValidateAlerting(AlertingOptions o)
-    {
-        var names = new HashSet<string>(StringComparer.Ordinal);
-        for (var i = 0; i < o.Webhooks.Count; i++)
-        {
-            var w = o.Webhooks[i];
-            var prefix = $"{AlertingOptions.Section}:Webhooks:{i}";
-            if (string.IsNullOrWhiteSpace(w.Name) || !names.Add(w.Name))
-            {
-                yield return ($"{prefix}:Name", w.Name, "must be set and unique");
-            }
-
-            if (!IsHttpUrl(w.Url))
-            {
-                // The value may hold a token: show only what cannot be one.
-                yield return ($"{prefix}:Url", Redact(w.Url), "must be an absolute http(s) URL");
-            }
-        }
-
-        if (o.MaxBackoff < o.InitialBackoff)
-        {
-            yield return ($"{AlertingOptions.Section}:MaxBackoff", o.MaxBackoff, $"must not be shorter than InitialBackoff ({o.InitialBackoff})");
-        }
-    }
-
     private static bool IsHttpUrl(string? value) =>
         Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
-
-    private static string Redact(string? url) =>
-        string.IsNullOrEmpty(url) ? "" : url.Length <= 12 ? url : string.Concat(url.AsSpan(0, 12), "…");
 }

@@ -1,6 +1,3 @@
-using System.Net.Http.Json;
-using System.Threading.Channels;
-using FleetWatch.Contracts;
 using FleetWatch.Controller.Incidents;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -9,35 +6,50 @@ using Microsoft.Extensions.Options;
 namespace FleetWatch.Controller.Alerting;
 
 /// <summary>
-/// Sends incident changes to every configured generic webhook as the Alertmanager v4 payload. One queue and
-/// one sender per receiver keep each receiver's order (firing before resolved) and keep a slow receiver from
-/// delaying the others. Receiver URLs are secrets and never logged: logs name the receiver.
+/// The alert delivery engine. <see cref="Enqueue"/> routes an incident change to its receivers and writes one outbox
+/// row per receiver (persistent, exactly once per notification key and receiver), then wakes those receivers'
+/// senders; the senders (one per receiver, <see cref="ReceiverSender"/>) POST in order with each receiver's payload,
+/// rate budget, retry and give-up rules. On start, pending rows left by a previous run are resumed. The name is kept
+/// from the first version (generic webhooks only) because the incident notifier calls it.
 /// </summary>
 public sealed partial class WebhookDelivery : BackgroundService
 {
-    private readonly IHttpClientFactory _http;
+    public const string HttpClientName = "fleetwatch-alerts";
+
     private readonly AlertingOptions _options;
+    private readonly AlertOutbox _outbox;
+    private readonly AlertRouter _router;
     private readonly TimeProvider _time;
     private readonly AlertMetrics _metrics;
     private readonly ILogger<WebhookDelivery> _logger;
-    private readonly Dictionary<string, Channel<IncidentSnapshot>> _queues = new(StringComparer.Ordinal);
+    private readonly IReadOnlyDictionary<string, ReceiverOptions> _receivers;
+    private readonly Dictionary<string, ReceiverSender> _senders = new(StringComparer.Ordinal);
 
-    public WebhookDelivery(IHttpClientFactory http, IOptions<AlertingOptions> options, TimeProvider time, AlertMetrics metrics, ILogger<WebhookDelivery> logger)
+    public WebhookDelivery(IHttpClientFactory http, IOptions<AlertingOptions> options, AlertOutbox outbox, TimeProvider time, AlertMetrics metrics, ILogger<WebhookDelivery> logger)
     {
-        _http = http;
         _options = options.Value;
+        _outbox = outbox;
+        _router = new AlertRouter(_options);
         _time = time;
         _metrics = metrics;
         _logger = logger;
-        foreach (var receiver in _options.Webhooks)
+        _receivers = _options.AllReceivers().ToDictionary(r => r.Name, StringComparer.Ordinal);
+        foreach (var receiver in _receivers.Values)
         {
-            _queues[receiver.Name] = Channel.CreateBounded<IncidentSnapshot>(new BoundedChannelOptions(100_000) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
+            _senders[receiver.Name] = new ReceiverSender(receiver, _options, outbox, http, time, metrics, logger);
         }
+
+        metrics.ObservePending(() => _outbox.Counts().Select(c => new KeyValuePair<string, long>(c.Key, c.Value.Pending)));
     }
 
-    public const string HttpClientName = "fleetwatch-alerts";
+    /// <summary>Configured receivers by name (for the API: it shows names and types, never URLs or keys).</summary>
+    public IReadOnlyDictionary<string, ReceiverOptions> Receivers => _receivers;
 
-    /// <summary>Queues an incident change for every receiver. Never blocks the caller; a full queue is logged and counted.</summary>
+    /// <summary>
+    /// Queues an incident change for its routed receivers. Writes the outbox (a few milliseconds) and returns; never
+    /// waits for a receiver. A change already queued (same notification key, e.g. re-derived after a restart) is a
+    /// no-op. A storage failure is logged and counted as given up; it never fails the detection path.
+    /// </summary>
     public void Enqueue(IncidentChange change)
     {
         if (!NotificationPolicy.ShouldNotify(change, _options.MinimumSeverity))
@@ -45,90 +57,90 @@ public sealed partial class WebhookDelivery : BackgroundService
             return;
         }
 
-        foreach (var (name, queue) in _queues)
-        {
-            if (!queue.Writer.TryWrite(change.Incident))
-            {
-                _metrics.OnGivenUp();
-                LogQueueFull(_logger, name, change.Incident.Id);
-            }
-        }
-    }
-
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(_options.Webhooks.Select(r => SendLoopAsync(r, _queues[r.Name].Reader, stoppingToken)));
-
-    private async Task SendLoopAsync(WebhookReceiverOptions receiver, ChannelReader<IncidentSnapshot> queue, CancellationToken ct)
-    {
+        var notice = new AlertNotice(change.Kind, change.Incident, change.NotificationKey);
+        IReadOnlyList<string> receivers = [];
+        IReadOnlyList<string> inserted;
         try
         {
-            await foreach (var incident in queue.ReadAllAsync(ct).ConfigureAwait(false))
+            receivers = ReceiversFor(notice);
+            if (receivers.Count == 0)
             {
-                await DeliverAsync(receiver, incident, ct).ConfigureAwait(false);
+                _metrics.OnUnrouted();
+                LogUnrouted(_logger, change.NotificationKey);
+                return;
             }
+
+            inserted = _outbox.Enqueue(notice, receivers, _time.GetUtcNow());
         }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        catch (Exception ex) when (AlertOutbox.IsStorageError(ex))
         {
-            // shutting down
+            foreach (var r in receivers)
+            {
+                _metrics.OnGivenUp(r);
+            }
+
+            LogEnqueueFailed(_logger, change.NotificationKey, ex.GetType().Name, ex.Message);
+            return;
+        }
+
+        foreach (var name in inserted)
+        {
+            _senders[name].Signal();
+        }
+
+        if (inserted.Count < receivers.Count)
+        {
+            LogAlreadyQueued(_logger, change.NotificationKey, receivers.Count - inserted.Count);
         }
     }
 
-    private async Task DeliverAsync(WebhookReceiverOptions receiver, IncidentSnapshot incident, CancellationToken ct)
+    /// <summary>
+    /// The routed receivers; a resolve also goes to every receiver that heard about the incident before (its severity,
+    /// and so its route, may have changed since), except receivers with <c>SendResolved</c> off. Alertmanager always gets
+    /// the resolve: without an endsAt it would keep the alert firing until resolve_timeout.
+    /// </summary>
+    private List<string> ReceiversFor(AlertNotice notice)
     {
-        var payload = AlertmanagerPayloadBuilder.Build(incident, receiver.Name, _options.ExternalUrl);
-        var started = _time.GetUtcNow();
-        var client = _http.CreateClient(HttpClientName);
-        for (var attempt = 1; ; attempt++)
+        var routed = _router.Route(notice.Incident);
+        if (!notice.Resolved)
         {
-            _metrics.OnAttempt();
-            System.Net.HttpStatusCode? status = null;
-            System.Net.Http.Headers.RetryConditionHeaderValue? retryAfter = null;
-            try
-            {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                timeout.CancelAfter(_options.RequestTimeout);
-                using var response = await client.PostAsJsonAsync(receiver.Url, payload, timeout.Token).ConfigureAwait(false);
-                status = response.StatusCode;
-                retryAfter = response.Headers.RetryAfter;
-            }
-            catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
-            {
-                LogAttemptFailed(_logger, receiver.Name, incident.Id, attempt, ex.GetType().Name);
-            }
-
-            var verdict = DeliveryRetry.Judge(status);
-            if (verdict == DeliveryVerdict.Delivered)
-            {
-                _metrics.OnDelivered();
-                LogDelivered(_logger, receiver.Name, incident.Id, payload.Status, attempt);
-                return;
-            }
-
-            var delay = DeliveryRetry.NextDelay(attempt, retryAfter, _time.GetUtcNow(), _options.InitialBackoff, _options.MaxBackoff, Random.Shared.NextDouble());
-            if (verdict == DeliveryVerdict.GiveUp || _time.GetUtcNow() + delay - started > _options.GiveUpAfter)
-            {
-                _metrics.OnGivenUp();
-                LogGaveUp(_logger, receiver.Name, incident.Id, (int?)status, attempt);
-                return;
-            }
-
-            LogRetrying(_logger, receiver.Name, incident.Id, (int?)status, delay);
-            await Task.Delay(delay, _time, ct).ConfigureAwait(false);
+            return [.. routed];
         }
+
+        return routed.Union(_outbox.ReceiversOf(notice.Incident.Id), StringComparer.Ordinal)
+            .Where(r => _receivers.TryGetValue(r, out var o) && (o.SendResolved || o.Type == ReceiverType.Alertmanager))
+            .ToList();
     }
 
-    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Alert {IncidentId} ({Status}) delivered to receiver {Receiver} after {Attempts} attempt(s)")]
-    private static partial void LogDelivered(ILogger logger, string receiver, string incidentId, string status, int attempts);
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var now = _time.GetUtcNow();
+        try
+        {
+            var orphans = _outbox.GiveUpOrphans([.. _receivers.Keys], now);
+            var pruned = _outbox.Prune(now - _options.OutboxRetention);
+            if (orphans > 0 || pruned > 0)
+            {
+                LogHousekeeping(_logger, orphans, pruned);
+            }
+        }
+        catch (Exception ex) when (AlertOutbox.IsStorageError(ex))
+        {
+            LogEnqueueFailed(_logger, "(housekeeping)", ex.GetType().Name, ex.Message);
+        }
 
-    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Alert {IncidentId} to receiver {Receiver}: HTTP {StatusCode}, retrying in {Delay}")]
-    private static partial void LogRetrying(ILogger logger, string receiver, string incidentId, int? statusCode, TimeSpan delay);
+        await Task.WhenAll(_senders.Values.Select(s => Task.Run(() => s.RunAsync(stoppingToken), CancellationToken.None))).ConfigureAwait(false);
+    }
 
-    [LoggerMessage(EventId = 302, Level = LogLevel.Error, Message = "Alert {IncidentId} to receiver {Receiver} given up after {Attempts} attempt(s), last HTTP {StatusCode}")]
-    private static partial void LogGaveUp(ILogger logger, string receiver, string incidentId, int? statusCode, int attempts);
+    [LoggerMessage(EventId = 304, Level = LogLevel.Error, Message = "Notification {NotificationKey} could not be queued ({Error}: {Detail})")]
+    private static partial void LogEnqueueFailed(ILogger logger, string notificationKey, string error, string detail);
 
-    [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "Alert {IncidentId} to receiver {Receiver}: attempt {Attempt} failed ({Error})")]
-    private static partial void LogAttemptFailed(ILogger logger, string receiver, string incidentId, int attempt, string error);
+    [LoggerMessage(EventId = 307, Level = LogLevel.Warning, Message = "Notification {NotificationKey} matched no route and there is no default receiver")]
+    private static partial void LogUnrouted(ILogger logger, string notificationKey);
 
-    [LoggerMessage(EventId = 304, Level = LogLevel.Error, Message = "Alert queue of receiver {Receiver} is full; alert {IncidentId} dropped")]
-    private static partial void LogQueueFull(ILogger logger, string receiver, string incidentId);
+    [LoggerMessage(EventId = 308, Level = LogLevel.Debug, Message = "Notification {NotificationKey} already queued for {Count} receiver(s); not queued again")]
+    private static partial void LogAlreadyQueued(ILogger logger, string notificationKey, int count);
+
+    [LoggerMessage(EventId = 309, Level = LogLevel.Information, Message = "Outbox housekeeping: {Orphans} row(s) of unconfigured receivers given up, {Pruned} old row(s) deleted")]
+    private static partial void LogHousekeeping(ILogger logger, int orphans, int pruned);
 }
