@@ -229,6 +229,13 @@ public sealed partial class RestoreOrchestrator(
 
     public IReadOnlyList<RestoreCycle> Cycles(string jobId) => store.Cycles(jobId);
 
+    /// <summary>The job's restore cycle awaiting verification, from memory (cheap enough to poll).</summary>
+    public RestoreCycle? InFlight(string jobId)
+    {
+        EnsureLoaded();
+        return _inFlight.GetValueOrDefault(jobId);
+    }
+
     // ---------------- the flow ----------------
 
     private async Task HandleJobAsync(JobRecord job, FaultClass fault, IncidentSnapshot incident, string reason, string evidence, CancellationToken ct)
