@@ -286,4 +286,51 @@ public sealed class RestoreLoopTests : IDisposable
         Assert.False(page.Halted);
         Assert.Equal(CycleStates.Failed, host.Orchestrator.Cycles("ex-1")[0].State); // superseded by cycle 2
     }
+
+    [Fact]
+    public async Task SoftwareIncidentEscalatingToHardware_StillReplacesTheNode()
+    {
+        await using var host = await RemediationTestHost.StartAsync();
+        await host.RegisterAsync("esc-1", ["gpu-a1", "gpu-a2"]);
+        await host.CheckpointAsync("esc-1", 60, 16);
+        await host.StepAsync("esc-1", 61);
+        var soft = RemediationTestHost.Incident("inc-e", "gpu-a2", 1, "memory_contained", "restart_app", Severity.Warning, DateTimeOffset.UnixEpoch);
+        await host.Orchestrator.OnIncidentAsync(soft, default);
+        await host.Orchestrator.OnIncidentAsync(soft, default); // the same update again: nothing new
+        await host.Orchestrator.OnIncidentAsync(soft with { Severity = Severity.Critical, Category = "memory_uncontained", Action = "reset_gpu" }, default);
+
+        var cycles = host.Orchestrator.Cycles("esc-1");
+        Assert.Equal([("software", CycleStates.Failed), ("hardware", CycleStates.Sent)], cycles.Select(c => (c.Kind, c.State)));
+        Assert.Equal(["spare-a1"], cycles[1].Spares);
+        Assert.Equal(["gpu-a2"], cycles[1].Excluded);
+    }
+
+    [Fact]
+    public async Task JobStartedAgainBySlurm_ResumesFromTheChosenCheckpoint_OnTheNodesSlurmGaveIt()
+    {
+        await using var host = await RemediationTestHost.StartAsync();
+        var env = new Hashtable { ["SLURM_JOB_ID"] = "900", ["SLURM_RESTART_COUNT"] = "0" };
+        var first = await JobSimTool.RunAsync(["--controller", host.BaseUrl.ToString(), "--nodes", "node-a,node-b", "--gpus-per-node", "2", "--steps", "25",
+            "--step-ms", "0", "--checkpoint-every", "10", "--checkpoint-dir", _dir, "--domain", "nvl-a", "--poll-every", "0"], TextWriter.Null, TextWriter.Null, env, null, default);
+        Assert.Equal(0, first);
+        // The batch job's last run ended; pretend it was still running when node-a failed.
+        var registry = host.App.Services.GetRequiredService<JobRegistry>();
+        registry.Update("slurm-900", j => j with { FinishedAt = null });
+        await host.Orchestrator.OnIncidentAsync(RemediationTestHost.Incident("inc-s", "node-a", 1, "gpu_fell_off_bus", "restart_node", Severity.Critical, DateTimeOffset.UnixEpoch), default);
+        Assert.Contains("requeue 900 exclude=node-a", host.Slurm.Calls);
+        Assert.Contains(host.Slurm.Calls, c => c.StartsWith("drain node-a fleetwatch inc-s:", StringComparison.Ordinal));
+
+        // Slurm starts the batch script again, on node-c and node-b.
+        env["SLURM_RESTART_COUNT"] = "1";
+        env["SLURMD_NODENAME"] = "node-c";
+        var output = new StringWriter();
+        var second = await JobSimTool.RunAsync(["--controller", host.BaseUrl.ToString(), "--nodes", "node-c,node-b", "--gpus-per-node", "2", "--steps", "30",
+            "--step-ms", "0", "--checkpoint-every", "10", "--checkpoint-dir", _dir], output, TextWriter.Null, env, null, default);
+
+        Assert.Equal(0, second);
+        Assert.Contains("resumed cycle 1 from step 20 on node-c,node-b", output.ToString(), StringComparison.Ordinal);
+        Assert.Equal(CycleStates.Healthy, host.Orchestrator.Cycles("slurm-900").Single().State);
+        Assert.Equal(["node-c", "node-b"], registry.Get("slurm-900")!.Nodes);
+        Assert.True(File.Exists(Path.Combine(_dir, "slurm-900", "step_30", CheckpointDirectoryScanner.CompletionMarker)));
+    }
 }
