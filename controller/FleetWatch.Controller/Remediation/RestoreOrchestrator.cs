@@ -123,7 +123,8 @@ public sealed partial class RestoreOrchestrator(
                 return;
             }
 
-            var next = cycle with { FirstStepAt = cycle.FirstStepAt ?? now, AckedAt = cycle.AckedAt ?? now };
+            // A step of the restored run is an acknowledgement too (a launcher may never send one).
+            var next = cycle with { FirstStepAt = cycle.FirstStepAt ?? now, AckedAt = cycle.AckedAt ?? now, State = CycleStates.Acknowledged };
             if (step >= cycle.CheckpointStep + O.VerifySteps)
             {
                 next = next with { State = CycleStates.Healthy, HealthyAt = now, Detail = string.Create(CultureInfo.InvariantCulture, $"step {step} reached") };

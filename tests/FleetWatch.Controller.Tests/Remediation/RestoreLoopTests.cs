@@ -333,4 +333,30 @@ public sealed class RestoreLoopTests : IDisposable
         Assert.Equal(["node-c", "node-b"], registry.Get("slurm-900")!.Nodes);
         Assert.True(File.Exists(Path.Combine(_dir, "slurm-900", "step_30", CheckpointDirectoryScanner.CompletionMarker)));
     }
+
+    [Fact]
+    public async Task AgentStepTimings_VerifyTheRestoredRun_OldReportsDoNot()
+    {
+        await using var host = await RemediationTestHost.StartAsync();
+        await host.RegisterAsync("st-1", ["gpu-a1", "gpu-a2"], scheduler: "none");
+        await host.CheckpointAsync("st-1", 200, 16);
+        await host.StepAsync("st-1", 205);
+        await host.Orchestrator.OnIncidentAsync(RemediationTestHost.Incident("inc-t", "gpu-a2", 0, "gpu_fell_off_bus", "restart_node", Severity.Critical, DateTimeOffset.UnixEpoch), default);
+        var started = host.Orchestrator.InFlight("st-1")!.StartedAt;
+
+        StepTimingsBatch Batch(long step, DateTimeOffset end) => new()
+        {
+            Node = "gpu-a1",
+            Time = end,
+            Steps = [.. Enumerable.Range(0, 8).Select(r => new StepTimings { Job = "st-1", Rank = r, Node = "gpu-a1", Gpu = r, Step = step, PeerGroup = "dp", DurationMs = 900, EndTime = end })],
+        };
+
+        // A late report of the failed run (step 206 ended before the restore) is not progress of the restored run.
+        await host.PublishAsync(Batch(206, started.AddSeconds(-1)));
+        await host.PublishAsync(Batch(201, started.AddSeconds(1)));
+        await RemediationTestHost.WaitUntil(() => host.Orchestrator.InFlight("st-1")?.FirstStepAt is not null, "the first step after restore");
+        Assert.Equal(CycleStates.Acknowledged, host.Store.Cycles("st-1").Single().State);
+        await host.PublishAsync(Batch(203, started.AddSeconds(3)));
+        await RemediationTestHost.WaitUntil(() => host.Store.Cycles("st-1").Single().State == CycleStates.Healthy, "the restored run verified by step timings");
+    }
 }
