@@ -182,6 +182,8 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, load average {loadBefore} at start, {LoadAverage()} at end (other processes share the cores)");
 Console.WriteLine($"actions: {actions.Count(a => a.Kind == "cordon")} cordons, {actions.Count(a => a.Kind == "restore" && a.State == ActionStates.Done)} restores done, " +
     $"{actions.Count(a => a.Kind == "page")} pages, {store.SpareUse().Count} spares in use");
+Console.WriteLine("cordon reasons: " + string.Join(", ", actions.Where(a => a.Kind == "cordon")
+    .GroupBy(a => a.Reason.Split(' ')[0]).Select(g => $"{g.Key} x{g.Count()}")));
 await host.StopAsync();
 File.Delete(db);
 return 0;
