@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 using FleetWatch.Contracts;
 using FleetWatch.Controller.Detection;
 using FleetWatch.Controller.Remediation;
@@ -358,5 +359,32 @@ public sealed class RestoreLoopTests : IDisposable
         Assert.Equal(CycleStates.Acknowledged, host.Store.Cycles("st-1").Single().State);
         await host.PublishAsync(Batch(203, started.AddSeconds(3)));
         await RemediationTestHost.WaitUntil(() => host.Store.Cycles("st-1").Single().State == CycleStates.Healthy, "the restored run verified by step timings");
+    }
+
+    [Fact]
+    public async Task XidObserved_ThroughTheControllersOwnDetection_RestoresTheJob_AndCallsItsWebhook()
+    {
+        await using var host = await RemediationTestHost.StartAsync(fullController: true);
+        await host.RegisterAsync("real-1", ["gpu-a1", "gpu-a2"], webhookUrl: new Uri(host.BaseUrl, "/test-hook").ToString());
+        await host.CheckpointAsync("real-1", 500, 16);
+        await host.StepAsync("real-1", 507);
+
+        // What the agent's kmsg watcher sends for "NVRM: Xid (PCI:0000:3b:00): 79, pid=..., GPU has fallen off the bus."
+        await host.PublishAsync(new GpuXidObserved
+        {
+            Node = "gpu-a2", Time = DateTimeOffset.UtcNow, Xid = 79, GpuIndex = 6, PciBusId = "0000:3b:00", Message = "GPU has fallen off the bus.", Source = XidSource.Kmsg,
+        });
+        await RemediationTestHost.WaitUntil(() => !host.Recorded.Restores.IsEmpty && !host.Recorded.Webhooks.IsEmpty, "RestoreFromCheckpoint on the bus and at the webhook");
+
+        var restore = Assert.Single(host.Recorded.Restores);
+        Assert.Equal((500L, "hardware"), (restore.Checkpoint.Step, restore.Reason));
+        Assert.Equal(["gpu-a2"], restore.ExcludedNodes);
+        Assert.Equal(["spare-a1"], restore.Spares);
+        Assert.StartsWith("inc-", restore.IncidentId, StringComparison.Ordinal);
+        var hook = JsonDocument.Parse(Assert.Single(host.Recorded.Webhooks)).RootElement;
+        Assert.Equal(("real-1", 1, 500), (hook.GetProperty("jobId").GetString(), hook.GetProperty("cycle").GetInt32(), hook.GetProperty("checkpoint").GetProperty("step").GetInt32()));
+        var action = host.Store.Actions(null, "real-1", 10).Single(a => a.Kind == "restore");
+        Assert.Contains("webhook: HTTP 200", action.Detail, StringComparison.Ordinal);
+        Assert.Contains("xid:79", action.Evidence, StringComparison.Ordinal);
     }
 }
