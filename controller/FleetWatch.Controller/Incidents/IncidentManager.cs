@@ -254,10 +254,10 @@ public sealed class IncidentManager
     /// <summary>Adds a silence or maintenance window (stored first). Incidents it covers stop notifying at once.</summary>
     public void AddMute(Mute mute, DateTimeOffset now)
     {
-        _store?.SaveMute(mute);
         lock (_gate)
         {
-            EnsureLoaded(now);
+            EnsureLoaded(now); // before the write, or the load would bring the new mute in a second time
+            _store?.SaveMute(mute);
             _mutes.Add(new CompiledMute(mute));
             RefreshSilenced(now);
         }
