@@ -310,7 +310,8 @@ public sealed class IncidentManager
         var key = new FindingKey(finding.Node, finding.Gpu, finding.Rule);
         if (!finding.Active)
         {
-            if (finding.Kind == FindingKind.Condition && _findings.Remove(key, out var cleared))
+            // Most findings of a healthy fleet are clear conditions of rules that never fired: nothing to look up.
+            if (finding.Kind == FindingKind.Condition && _findings.Count > 0 && _findings.Remove(key, out var cleared))
             {
                 cleared.Expire();
                 MarkClearIfEmpty(cleared.Incident, now);
