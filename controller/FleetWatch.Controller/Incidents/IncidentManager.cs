@@ -68,6 +68,7 @@ public sealed class IncidentManager
     private long _infoFindings;
     private DateTimeOffset _nextEvidenceFlush = DateTimeOffset.MinValue;
     private DateTimeOffset _owedDue = DateTimeOffset.MaxValue; // earliest end of a group wait among owed incidents
+    private DateTimeOffset _lastTick = DateTimeOffset.MinValue;
 
     public IncidentManager(IOptions<IncidentOptions> options, IOptions<DetectionOptions> detection, IncidentStore? store = null)
     {
@@ -132,6 +133,12 @@ public sealed class IncidentManager
         lock (_gate)
         {
             EnsureLoaded(now);
+            if (_mutes.Count > 0 && MuteBoundaryPassed(now))
+            {
+                RefreshSilenced(now); // a window started or a silence ran out: flags change, held notifications flow
+            }
+
+            _lastTick = now;
             if (_events.Count > 0)
             {
                 ExpireEvents(now);
@@ -753,6 +760,20 @@ public sealed class IncidentManager
         {
             WriteThrough(now);
         }
+    }
+
+    private bool MuteBoundaryPassed(DateTimeOffset now)
+    {
+        foreach (var mute in _mutes)
+        {
+            var m = mute.Mute;
+            if ((m.StartsAt > _lastTick && m.StartsAt <= now) || (m.EndsAt > _lastTick && m.EndsAt <= now))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private Mute? MuteOf(Incident incident, DateTimeOffset now)

@@ -1,6 +1,8 @@
 using FleetWatch.Contracts;
 using FleetWatch.Controller.Detection;
 using FleetWatch.Controller.Incidents;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using static FleetWatch.Controller.Tests.Detection.SampleBuilder;
 
@@ -218,6 +220,37 @@ public sealed class IncidentGroupingTests
         var opened = Assert.Single(Step(manager, 21, Lost("n1", 0)));
         Assert.Equal((IncidentChangeKind.Opened, (string?)null), (opened.Kind, opened.Incident.SilencedBy));
         Assert.False(manager.ExpireMute(MuteKind.Silence, "sil-1", T0.AddSeconds(22)));
+    }
+
+    [Fact]
+    public void A_window_that_starts_later_flags_an_open_incident_and_its_natural_end_clears_the_flag()
+    {
+        var manager = NewManager();
+        manager.AddMute(Mute("mnt-2", MuteKind.Maintenance, 60, 120, new MuteMatcher("node", "n1")), T0);
+        Assert.Single(Step(manager, 0, Lost("n1", 0)), c => c.IsNotification);
+        Assert.Null(Assert.Single(manager.Open()).SilencedBy);
+
+        Step(manager, 60, Lost("n1", 0));
+        Assert.Equal("mnt-2", Assert.Single(manager.Open()).SilencedBy);
+        Step(manager, 120, Lost("n1", 0));
+        Assert.Null(Assert.Single(manager.Open()).SilencedBy);
+    }
+
+    [Theory]
+    [InlineData("CriticalGroupWait", "00:00:10", "FleetWatch:Incidents:CriticalGroupWait = '00:00:10'")]
+    [InlineData("GroupWait", "00:10:00", "FleetWatch:Incidents:GroupWait = '00:10:00'")]
+    [InlineData("RepeatInterval", "00:00:00", "FleetWatch:Incidents:RepeatInterval = '00:00:00'")]
+    [InlineData("InhibitingRules:0", " ", "FleetWatch:Incidents:InhibitingRules:0 = ' '")]
+    public void Bad_incident_options_fail_at_start_naming_the_key_and_the_value(string key, string value, string message)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { [$"FleetWatch:Incidents:{key}"] = value }).Build();
+        var services = new ServiceCollection();
+        services.AddDetection(configuration);
+        using var provider = services.BuildServiceProvider();
+
+        var e = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<IncidentOptions>>().Value);
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
