@@ -44,10 +44,16 @@ public sealed partial class IncidentStore(ControllerStore store, ILogger<Inciden
 
     private const string CounterName = "incident";
 
+    // The last log row written before this process emitted anything: only rows up to it are a previous run's
+    // leftovers. A row after it is this run's and is being handed over by the path that emitted it.
+    private readonly Lock _gate = new();
+    private long? _previousRunUpTo;
+
     /// <summary>Open incidents, the id counter and the silences and maintenance windows not yet ended.</summary>
     internal StoredIncidents Load(DateTimeOffset now)
     {
         using var connection = store.Open();
+        CapturePreviousRun(connection);
         var open = new List<IncidentRecord>();
         using (var command = Command(connection, "SELECT body FROM incident_incidents WHERE open = 1 ORDER BY opened_at"))
         using (var reader = command.ExecuteReader())
@@ -177,11 +183,16 @@ public sealed partial class IncidentStore(ControllerStore store, ILogger<Inciden
         return result;
     }
 
-    /// <summary>Notifications emitted (logged) but not yet handed to delivery: a crash fell between the two. Oldest first.</summary>
+    /// <summary>
+    /// Notifications a previous run emitted (logged) but did not hand to delivery: a crash fell between the two.
+    /// Oldest first. This run's own notifications are never listed (their emitter hands them over).
+    /// </summary>
     public IReadOnlyList<IncidentChange> PendingHandOffs()
     {
         using var connection = store.Open();
-        using var command = Command(connection, "SELECT change FROM notification_log WHERE handed_at IS NULL ORDER BY emitted_at, rowid");
+        CapturePreviousRun(connection);
+        using var command = Command(connection, "SELECT change FROM notification_log WHERE handed_at IS NULL AND rowid <= $upTo ORDER BY rowid");
+        command.Parameters.AddWithValue("$upTo", _previousRunUpTo);
         using var reader = command.ExecuteReader();
         var result = new List<IncidentChange>();
         while (reader.Read())
@@ -234,6 +245,18 @@ public sealed partial class IncidentStore(ControllerStore store, ILogger<Inciden
         command.Parameters.AddWithValue("$ends", mute.EndsAt.ToUnixTimeMilliseconds());
         command.Parameters.AddWithValue("$body", JsonSerializer.Serialize(mute, IncidentJson.Options));
         command.ExecuteNonQuery();
+    }
+
+    private void CapturePreviousRun(SqliteConnection connection)
+    {
+        lock (_gate)
+        {
+            if (_previousRunUpTo is null)
+            {
+                using var command = Command(connection, "SELECT COALESCE(MAX(rowid), 0) FROM notification_log");
+                _previousRunUpTo = (long)command.ExecuteScalar()!;
+            }
+        }
     }
 
     private static string Table(MuteKind kind) => kind == MuteKind.Silence ? "silence_silences" : "maintenance_windows";

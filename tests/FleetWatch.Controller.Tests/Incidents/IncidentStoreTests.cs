@@ -89,8 +89,13 @@ public sealed class IncidentStoreTests : IDisposable
         Assert.Equal(opened.NotificationKey, pending.NotificationKey);
         Assert.Equal(opened.Incident.Findings.Single().Rule, pending.Incident.Findings.Single().Rule);
 
+        // The restarted run's own notifications are handed over by its notifier, never by the recovery.
+        var restarted = NewManager(store: afterCrash);
+        Assert.Single(Run(restarted, 1, Lost("n2", 0)), c => c.IsNotification);
+        Assert.Equal([opened.NotificationKey], afterCrash.PendingHandOffs().Select(c => c.NotificationKey));
+
         afterCrash.MarkHanded([pending.NotificationKey], T0.AddSeconds(1));
-        Assert.Empty(NewStore().PendingHandOffs());
+        Assert.Empty(afterCrash.PendingHandOffs());
         Assert.True(NewStore().WasEmitted(opened.NotificationKey));
     }
 
