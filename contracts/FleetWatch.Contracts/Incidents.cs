@@ -19,7 +19,16 @@ public sealed record FindingInfo
     public required DateTimeOffset FirstSeen { get; init; }
     public required DateTimeOffset LastSeen { get; init; }
     public int Count { get; init; } = 1;
+
+    /// <summary>
+    /// Attached as evidence only: an inhibiting finding (a silent node, a lost GPU) explains it, so it neither opened
+    /// nor escalated the incident (Alertmanager's inhibition).
+    /// </summary>
+    public bool Inhibited { get; init; }
 }
+
+/// <summary>An operator's note on an incident.</summary>
+public sealed record IncidentNote(DateTimeOffset At, string By, string Text);
 
 /// <summary>The state of an incident at one moment; carried by the incident events.</summary>
 public sealed record IncidentSnapshot
@@ -39,6 +48,19 @@ public sealed record IncidentSnapshot
     public required DateTimeOffset OpenedAt { get; init; }
     public DateTimeOffset? ResolvedAt { get; init; }
     public required IReadOnlyList<FindingInfo> Findings { get; init; }
+
+    /// <summary>What grouped the findings: <c>node/gpu</c>, <c>node</c> (several GPUs or a node-wide finding) or <c>node/nvlink</c> (an NVSwitch domain).</summary>
+    public string? GroupKey { get; init; }
+
+    /// <summary>Every GPU the incident covers (one for a GPU incident; several when a node-wide fault was grouped).</summary>
+    public IReadOnlyList<int> Gpus { get; init; } = [];
+
+    public string? AcknowledgedBy { get; init; }
+    public DateTimeOffset? AcknowledgedAt { get; init; }
+    public IReadOnlyList<IncidentNote> Notes { get; init; } = [];
+
+    /// <summary>The silence or maintenance window muting the incident's notifications, or null.</summary>
+    public string? SilencedBy { get; init; }
 }
 
 public sealed record IncidentOpened(IncidentSnapshot Incident);

@@ -35,6 +35,7 @@ public static class ControllerServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();
         services.AddDetection(configuration);
+        services.AddIncidentStore(configuration);
         services.AddAlerting(configuration);
         services.AddValidatedOptions<TelemetrySinkOptions>(configuration, TelemetrySinkOptions.Section, ValidateSink);
         services.AddSingleton<InfluxTelemetrySink>();
@@ -49,7 +50,7 @@ public static class ControllerServiceCollectionExtensions
     public static IServiceCollection AddDetection(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddValidatedOptions<DetectionOptions>(configuration, DetectionOptions.Section, ValidateDetection);
-        services.AddValidatedOptions<IncidentOptions>(configuration, IncidentOptions.Section);
+        services.AddValidatedOptions<IncidentOptions>(configuration, IncidentOptions.Section, IncidentOptions.Validate);
         services.AddSingleton(_ => XidCatalog.LoadEmbedded());
         services.AddSingleton<FleetState>();
         services.AddSingleton<FleetMetrics>();

@@ -140,7 +140,8 @@ public static class ReplayRunner
             }
         }
 
-        public List<ReplayIncident> Incidents() => _order.Select(id => Latest[id]).Select(s => new ReplayIncident(
+        // In opening order (ids count up): with a group wait, a warning's first change can come after a later critical's.
+        public List<ReplayIncident> Incidents() => _order.Select(id => Latest[id]).OrderBy(s => s.OpenedAt).ThenBy(s => s.Id.Length).ThenBy(s => s.Id, StringComparer.Ordinal).Select(s => new ReplayIncident(
             s.Id,
             Seconds(s.OpenedAt),
             s.ResolvedAt is { } r ? Seconds(r) : null,

@@ -8,8 +8,9 @@ namespace FleetWatch.Controller.Tests.Incidents;
 
 public sealed class IncidentManagerTests
 {
+    // No group wait: these tests are about the lifecycle of one incident (IncidentGroupingTests cover the wait).
     private static IncidentManager NewManager(int resolveHoldSeconds = 30, int eventHoldSeconds = 300) =>
-        new(Options.Create(new IncidentOptions { ResolveHold = TimeSpan.FromSeconds(resolveHoldSeconds) }),
+        new(Options.Create(new IncidentOptions { ResolveHold = TimeSpan.FromSeconds(resolveHoldSeconds), GroupWait = TimeSpan.Zero }),
             Options.Create(new DetectionOptions { EventHold = TimeSpan.FromSeconds(eventHoldSeconds) }));
 
     private static Finding Lost(bool active, int second, int gpu = 0) =>
@@ -98,11 +99,12 @@ public sealed class IncidentManagerTests
     }
 
     [Fact]
-    public void Different_gpus_get_different_incidents_and_node_wide_findings_their_own()
+    public void Different_gpus_get_different_incidents_once_the_group_wait_is_over()
     {
         var manager = NewManager();
-        manager.Apply([Lost(true, 0, gpu: 0), Lost(true, 0, gpu: 1)], T0);
-        manager.Apply([new Finding("n1", null, "node_silent", FindingKind.Condition, true, Severity.Critical, "node_silent", "check_node", "silent", T0)], T0);
+        manager.Apply([Lost(true, 0, gpu: 0)], T0);
+        manager.Apply([Lost(true, 1, gpu: 1)], T0.AddSeconds(1));
+        manager.Apply([new Finding("n1", null, "ib_link_down:0", FindingKind.Condition, true, Severity.Critical, "ib_link_down", "drain_node", "down", T0)], T0.AddSeconds(2));
 
         Assert.Equal(3, manager.Open().Count);
         var severities = manager.ActiveSeverities();

@@ -29,6 +29,7 @@ public sealed class AllInOneBrowserTests
             "--urls", "http://127.0.0.1:0",
             "--FleetWatch:Simulation:Nodes=64",
             "--FleetWatch:Simulation:DemoFaults=false",
+            "--FleetWatch:Storage:Path=:memory:", // incidents persist: a file shared between runs would carry them over
             $"--FleetWatch:Dashboard:Auth:ApiKey={Key}",
         ], b => b.Logging.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning));
         await app.StartAsync();

@@ -26,6 +26,7 @@ public sealed class XidToWebhookTests
             "--urls", "http://127.0.0.1:0",
             "--FleetWatch:Simulation:Nodes=4",
             "--FleetWatch:Simulation:DemoFaults=false",
+            "--FleetWatch:Storage:Path=:memory:", // incidents persist: a file shared between runs would carry them over
             "--FleetWatch:Detection:EventHold=00:00:20",
             "--FleetWatch:Incidents:ResolveHold=00:00:05",
             "--FleetWatch:Alerting:Webhooks:0:Name=oncall",

@@ -40,6 +40,8 @@ public sealed class FleetWatchProcess : IAsyncDisposable
 
         info.Environment["Logging__LogLevel__Default"] = "Warning";
         info.Environment["Logging__LogLevel__FleetWatch"] = "Information";
+        // A fresh controller store per process: incidents and notifications persist, and must not leak between tests.
+        info.Environment["FleetWatch__Storage__Path"] = Path.Combine(Path.GetTempPath(), $"fleetwatch-test-{Guid.NewGuid():N}.db");
         var process = new Process { StartInfo = info };
         var result = new FleetWatchProcess(process);
         process.OutputDataReceived += (_, e) => result.Append(e.Data);
