@@ -74,7 +74,7 @@ public static class NodeApi
                 rebalances,
             });
         });
-        api.MapGet("/stragglers/scores", (StragglerHeatmap heatmap) => Results.Ok(heatmap.CurrentScores()));
+        api.MapGet("/stragglers/scores", (StragglerHeatmap heatmap, TimeProvider time) => Results.Ok(heatmap.CurrentScores(time.GetUtcNow())));
         return api;
     }
 }

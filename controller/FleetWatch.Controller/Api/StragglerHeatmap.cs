@@ -73,15 +73,19 @@ public sealed class StragglerHeatmap
         }
     }
 
-    /// <summary>The current straggler score of every rank in every job (its newest bucket), for the fleet view's colour mode.</summary>
-    public IReadOnlyList<RankScore> CurrentScores()
+    /// <summary>The current straggler score of every rank of every job that reported within the window, for the fleet view's colour mode.</summary>
+    public IReadOnlyList<RankScore> CurrentScores(DateTimeOffset now)
     {
         var scores = new List<RankScore>();
+        var oldest = (now.ToUnixTimeMilliseconds() / (long)BucketWidth.TotalMilliseconds) - Buckets;
         lock (_gate)
         {
             foreach (var (job, cells) in _jobs)
             {
-                cells.Latest(job, scores);
+                if (cells.NewestBucket > oldest)
+                {
+                    cells.Latest(job, scores);
+                }
             }
         }
 
@@ -125,7 +129,7 @@ public sealed class StragglerHeatmap
 
         public void Add(int rank, string node, int gpu, long bucket, double durationMs)
         {
-            if (bucket <= NewestBucket - Buckets)
+            if (NewestBucket != long.MinValue && bucket <= NewestBucket - Buckets)
             {
                 return; // older than the window
             }
