@@ -27,10 +27,10 @@ public enum GpuSeries
 /// in a bucket) in fixed rings, so memory is bounded by the fleet's shape and never by time.
 /// <para>
 /// Memory: a bucket holds one <see cref="Half"/> per series (2 bytes: 11 bits of mantissa, far finer than a sparkline
-/// needs), so a GPU costs 6 series × 180 buckets × 2 B = 2,160 B, plus 16 B of running sums per series for the open
-/// bucket; a node adds 180 × 8 B of bucket stamps, 360 B per IB port and 64 Xids. At 10,000 GPUs (1,250 nodes of 8
-/// GPUs, 8 IB ports each) that is about 22.6 MB of rings + 1.8 MB of stamps + 3.6 MB of port rings ≈ 29 MB
-/// (<see cref="EstimateBytes"/>; the unit test checks the figure against the arrays' sizes).
+/// needs), so a GPU costs 6 series × 180 buckets × 2 B = 2,160 B, plus 20 B of running state per series (the open
+/// bucket's sum and count, the last counter value); a node adds 180 × 8 B of bucket stamps, 380 B per IB port and at most
+/// 64 Xids. At 10,000 GPUs (1,250 nodes of 8 GPUs, 8 IB ports each) that is 28.4 MB (<see cref="EstimateBytes"/>; the
+/// unit test measures the allocation of recording such a fleet against it).
 /// </para>
 /// Thread-safe: one lock per node; samples of one node arrive one after the other anyway.
 /// </summary>

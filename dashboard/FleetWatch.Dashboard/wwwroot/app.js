@@ -99,10 +99,12 @@
     if (filter.job !== '' && ext.job[i] !== filter.job) return false;
     return true;
   }
-  const filtering = () => filter.severity !== '' || filter.rack !== '' || filter.job !== '';
+  // Kept as a flag (updated when a filter changes): paletteIndex runs once per GPU on every full redraw.
+  let filterOn = false;
+  const filtering = () => filterOn;
 
   function paletteIndex(i) {
-    if (filtering() && !matches(i)) return DIMMED;
+    if (filterOn && !matches(i)) return DIMMED;
     if (view.mode === 'health') {
       const h = fleet.health[i], node = fleet.cellNode[i];
       // A cordoned node is out of service whatever its GPUs say, unless one is critical (that is still news).
@@ -354,7 +356,8 @@
     fillRacks();
     countMatches();
     schedule(true);
-    if (pendingExt) applyExt(pendingExt);
+    if (pendingExt) applyExt(pendingExt); // a new layout: the node and cell indexes changed
+
   }
 
   function setValues(i, h, t, p, u) {
@@ -693,7 +696,7 @@
     ext.cordoned = new Uint8Array(fleet.nodes.length);
     ext.spare = new Uint8Array(fleet.nodes.length);
     ext.score = new Float32Array(fleet.n).fill(NaN);
-    ext.job = new Array(fleet.n);
+    ext.job = new Array(fleet.n).fill(null); // no holes: the change check compares every entry
   }
 
   async function getJson(path) {
@@ -706,6 +709,7 @@
   function applyExt(data) {
     pendingExt = data;
     if (!fleet.layout) return;
+    const before = { cordoned: ext.cordoned, spare: ext.spare, score: ext.score, job: ext.job };
     resizeExt();
     const nodeOf = (x) => (typeof x === 'string' ? x : x && x.node);
     for (const c of data.cordons || []) {
@@ -729,6 +733,9 @@
     const s = $('summary');
     s.dataset.cordoned = String(ext.cordoned.reduce((a, b) => a + b, 0));
     s.dataset.spare = String(ext.spare.reduce((a, b) => a + b, 0));
+    // Repaint only when something the canvas shows changed: a poll that brings nothing new costs no redraw.
+    const same = (a, b) => a.length === b.length && a.every((x, k) => x === b[k] || (Number.isNaN(x) && Number.isNaN(b[k])));
+    if (same(before.cordoned, ext.cordoned) && same(before.spare, ext.spare) && same(before.score, ext.score) && same(before.job, ext.job)) return;
     countMatches();
     schedule(true);
   }
@@ -756,7 +763,13 @@
   }
 
   for (const [id, key] of [['filter-severity', 'severity'], ['filter-rack', 'rack'], ['filter-job', 'job']]) {
-    $(id).addEventListener('change', (e) => { filter[key] = e.target.value; renderLegend(); countMatches(); schedule(true); });
+    $(id).addEventListener('change', (e) => {
+      filter[key] = e.target.value;
+      filterOn = filter.severity !== '' || filter.rack !== '' || filter.job !== '';
+      renderLegend();
+      countMatches();
+      schedule(true);
+    });
   }
 
   function searchResult(text, href, node, gpu) {
