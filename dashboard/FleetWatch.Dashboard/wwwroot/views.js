@@ -319,12 +319,14 @@
   }
 
   // ---------- incidents ----------
-  let incidentState = 'open', selected = null, incidentCache = [];
+  let incidentState = 'open', selected = null, incidentCache = [], tableSignature = '', detailSignature = '';
 
   views.incidents = {
     open(_, query) {
       selected = query.get('id') || selected;
       if (query.get('id')) incidentState = 'all';
+      tableSignature = '';
+      detailSignature = '';
       fill('view-incidents',
         h('div', { class: 'view-head' }, h('h2', null, 'Incidents'),
           h('label', { class: 'mode' }, 'Show ', h('select', { id: 'inc-state', onchange: (e) => { incidentState = e.target.value; views.incidents.load(); } },
@@ -348,9 +350,14 @@
         : `${fmt.format(incidentCache.length)} incidents`;
       $('view-incidents').dataset.api = String(!live);
       renderTimeline(incidentCache);
-      const focusedRow = document.activeElement && document.activeElement.closest && document.activeElement.closest('#incident-table tr');
-      renderIncidentTable(incidentCache);
-      if (focusedRow) document.querySelector(`#incident-table tr[data-id="${CSS.escape(focusedRow.dataset.id)}"]`)?.focus();
+      // Rebuilt only when the incidents changed: a quiet refresh keeps the rows, their focus and hover as they are.
+      const signature = JSON.stringify([incidentState, selected, incidentCache]);
+      if (force || signature !== tableSignature) {
+        tableSignature = signature;
+        const focusedRow = document.activeElement && document.activeElement.closest && document.activeElement.closest('#incident-table tr');
+        renderIncidentTable(incidentCache);
+        if (focusedRow) document.querySelector(`#incident-table tr[data-id="${CSS.escape(focusedRow.dataset.id)}"]`)?.focus();
+      }
       renderSilences(silences);
       // A refresh never rebuilds the details under an operator who is typing in them.
       if (selected && (force || !$('incident-detail').contains(document.activeElement))) await renderDetail(selected, live);
@@ -405,6 +412,9 @@
     const [full, deliveries] = live ? [null, { ok: false, status: 404 }] : await Promise.all([api(`/incidents/${encodeURIComponent(id)}`), api(`/alerts/deliveries?incident=${encodeURIComponent(id)}`)]);
     if (full && full.ok && full.data) inc = normalizeIncident(full.data);
     const box = $('incident-detail');
+    const signature = JSON.stringify([inc, full && full.data, deliveries && deliveries.data, live]);
+    if (signature === detailSignature && box.dataset.id === id) return; // nothing new: keep what the operator sees
+    detailSignature = signature;
     if (!inc) { box.replaceChildren(h('h3', { id: 'incident-detail-title' }, 'Details'), empty(`Incident ${id} is not in this list.`)); return; }
     for (const tr of document.querySelectorAll('#incident-table tbody tr')) {
       tr.classList.toggle('selected', tr.dataset.id === id);

@@ -29,8 +29,10 @@ public sealed class DashboardViewsFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        _profile = Directory.CreateTempSubdirectory("fw-views-").FullName;
         App = FleetWatchHost.Build(Role.AllInOne,
         [
+            $"--FleetWatch:Storage:Path={Path.Combine(_profile, "controller.db")}", // the controller store of this run only
             "--urls", "http://127.0.0.1:0",
             "--FleetWatch:Simulation:Nodes=64",
             "--FleetWatch:Simulation:DemoFaults=false",
@@ -38,8 +40,7 @@ public sealed class DashboardViewsFixture : IAsyncLifetime
         ], b => b.Logging.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning));
         await App.StartAsync();
         Address = new Uri(App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        _profile = Directory.CreateTempSubdirectory("fw-views-chromium-").FullName;
-        Driver = StartChromium(_profile);
+        Driver = StartChromium(Path.Combine(_profile, "chromium"));
         Driver.Navigate().GoToUrl(new Uri(Address, $"/?key={Key}"));
         await Wait.UntilAsync(() => Attr(By.Id("summary"), "data-gpus") == "512" && Attr(By.Id("heatmap"), "data-drawn-cells") == "512",
             TimeSpan.FromSeconds(30), "512 GPUs drawn");
@@ -78,7 +79,18 @@ public sealed class DashboardViewsFixture : IAsyncLifetime
 
     public void Go(string hash) => Driver.Navigate().GoToUrl(new Uri(Address, "/" + hash));
 
-    public string? Attr(By by, string name) => Driver.FindElements(by) is { Count: > 0 } found ? found[0].GetDomAttribute(name) : null;
+    /// <summary>An attribute of the first match, or null when there is none or a refresh replaced it meanwhile (a poll then asks again).</summary>
+    public string? Attr(By by, string name)
+    {
+        try
+        {
+            return Driver.FindElements(by) is { Count: > 0 } found ? found[0].GetDomAttribute(name) : null;
+        }
+        catch (StaleElementReferenceException)
+        {
+            return null;
+        }
+    }
 
     public object? Script(string script, params object[] args) => ((IJavaScriptExecutor)Driver).ExecuteScript(script, args);
 
@@ -96,6 +108,26 @@ public sealed class DashboardViewsFixture : IAsyncLifetime
         {
             // docs/dashboard.png (the README's) is the dashboard tests' dark fleet view; these are the per-view pictures.
             File.Copy(shot, Path.Combine(Repo.Root, "docs", $"dashboard-{name}.png"), overwrite: true);
+        }
+    }
+
+    /// <summary>
+    /// Acts on an element, finding it again when a view refresh replaced it between the find and the act (the views
+    /// rebuild a section when its data changed). Bounded: a few tries, then the exception.
+    /// </summary>
+    public void Do(By by, Action<IWebElement> act)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                act(Driver.FindElement(by));
+                return;
+            }
+            catch (StaleElementReferenceException) when (attempt < 5)
+            {
+                // Replaced under us: find it again.
+            }
         }
     }
 

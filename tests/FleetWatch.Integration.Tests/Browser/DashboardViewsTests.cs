@@ -65,7 +65,10 @@ public sealed class DashboardViewsTests(DashboardViewsFixture fx) : IClassFixtur
                                     && DashboardViewsFixture.Same(fx.Colour("critical"), fx.Pixel("gpu0042", 6)),
             Limit, "critical count, incident item and a critical cell");
         Assert.True(int.Parse(fx.Attr(summary, "data-healthy")!, System.Globalization.CultureInfo.InvariantCulture) < healthyBefore);
-        Assert.True(DashboardViewsFixture.Same(fx.Colour("healthy"), fx.Pixel("gpu0042", 5)), "the neighbouring GPU stays healthy");
+        // The neighbour stays healthy (or, once remediation cordoned the node and the page polled it, cordoned): never critical.
+        var neighbour = fx.Pixel("gpu0042", 5);
+        Assert.True(DashboardViewsFixture.Same(fx.Colour("healthy"), neighbour) || DashboardViewsFixture.Same(fx.Colour("cordoned"), neighbour),
+            $"gpu0042/5 drawn {string.Join(",", neighbour)}");
 
         // The severity filter dims everything that is not critical; the faulty GPU keeps its colour.
         fx.Select("filter-severity", "4");
@@ -87,7 +90,7 @@ public sealed class DashboardViewsTests(DashboardViewsFixture fx) : IClassFixtur
         await Wait.UntilAsync(() => fx.Driver.FindElements(row).Count == 1, Limit, "incident row");
         Assert.Equal("open", fx.Attr(row, "data-state"));
         Assert.True(fx.Driver.FindElements(By.CssSelector("#inc-timeline .bar")).Count >= 1);
-        fx.Driver.FindElement(row).SendKeys(Keys.Enter); // keyboard: Enter on a row opens its details
+        fx.Do(row, e => e.SendKeys(Keys.Enter)); // keyboard: Enter on a row opens its details
         await Wait.UntilAsync(() => fx.Attr(By.Id("incident-detail"), "data-id") == fx.Attr(row, "data-id"), Limit, "incident details");
         fx.Screenshot("incidents");
 
@@ -126,9 +129,9 @@ public sealed class DashboardViewsTests(DashboardViewsFixture fx) : IClassFixtur
 
         fx.Go("#/jobs/train-7");
         await Wait.UntilAsync(() => fx.Attr(By.Id("job-heatmap"), "data-ranks") == "16"
-                                    && int.Parse(fx.Attr(By.Id("job-heatmap"), "data-slow-cells") ?? "0", System.Globalization.CultureInfo.InvariantCulture) >= 1,
-            Limit, "16 ranks with slow cells", () => fx.Driver.FindElement(By.Id("view-jobs")).Text);
-        Assert.Single(fx.Driver.FindElements(By.CssSelector("#job-table tr[data-job='train-7']")));
+                                    && int.Parse(fx.Attr(By.Id("job-heatmap"), "data-slow-cells") ?? "0", System.Globalization.CultureInfo.InvariantCulture) >= 1
+                                    && fx.Driver.FindElements(By.CssSelector("#job-table tr[data-job='train-7']")).Count == 1,
+            Limit, "16 ranks with slow cells and the job listed", () => fx.Driver.FindElement(By.Id("view-jobs")).Text);
         fx.Screenshot("jobs");
 
         using (var client = fx.Client())
@@ -169,7 +172,7 @@ public sealed class DashboardViewsTests(DashboardViewsFixture fx) : IClassFixtur
         }
     }
 
-    [Fact(Skip = "Needs the incident API (MapIncidentApi) and the remediation API (MapRemediationApi) mounted in the all-in-one host: the lead unskips this after the merge.")]
+    [Fact(Skip = "Needs MapIncidentApi, MapAlertingApi, MapRemediationApi (+ AddRemediation/AddRemediationConsumers) in the all-in-one host: unskip after the merge (it passed on a local merge of all branches).")]
     public async Task An_operator_acknowledges_and_silences_an_incident_and_uncordons_a_node_from_the_page()
     {
         using var client = fx.Client();
@@ -181,13 +184,13 @@ public sealed class DashboardViewsTests(DashboardViewsFixture fx) : IClassFixtur
         fx.Go("#/incidents");
         var row = By.CssSelector("#incident-table tr[data-node='gpu0050'][data-gpu='2']");
         await Wait.UntilAsync(() => fx.Driver.FindElements(row).Count == 1 && fx.Attr(By.Id("view-incidents"), "data-api") == "true", Limit, "incident row from the API");
-        fx.Driver.FindElement(row).Click();
+        fx.Do(row, e => e.Click());
         await Wait.UntilAsync(() => fx.Attr(By.Id("incident-detail"), "data-id") == fx.Attr(row, "data-id"), Limit, "details");
-        fx.Driver.FindElement(By.Id("ack-note")).SendKeys("looking");
-        fx.Driver.FindElement(By.Id("ack-btn")).Click();
+        fx.Do(By.Id("ack-note"), e => e.SendKeys("looking"));
+        fx.Do(By.Id("ack-btn"), e => e.Click());
         await Wait.UntilAsync(() => fx.Attr(row, "data-acked") == "true", Limit, "acknowledged");
-        fx.Driver.FindElement(By.Id("silence-comment")).SendKeys("swap scheduled");
-        fx.Driver.FindElement(By.Id("silence-btn")).Click();
+        fx.Do(By.Id("silence-comment"), e => e.SendKeys("swap scheduled"));
+        fx.Do(By.Id("silence-btn"), e => e.Click());
         await Wait.UntilAsync(() => fx.Driver.FindElements(By.CssSelector("#silence-table tr[data-id]")).Count >= 1, Limit, "silence listed");
         var incident = await client.GetFromJsonAsync<JsonElement>($"/api/v1/incidents/{fx.Attr(row, "data-id")}");
         Assert.Equal("api-key", incident.GetProperty("acknowledgedBy").GetString());
@@ -199,8 +202,8 @@ public sealed class DashboardViewsTests(DashboardViewsFixture fx) : IClassFixtur
 
         fx.Go("#/node/gpu0050");
         await Wait.UntilAsync(() => fx.Attr(By.Id("node-state"), "data-state") == "cordoned", Limit, "cordoned node");
-        fx.Driver.FindElement(By.Id("uncordon-reason")).SendKeys("repaired");
-        fx.Driver.FindElement(By.Id("uncordon")).Click();
+        fx.Do(By.Id("uncordon-reason"), e => e.SendKeys("repaired"));
+        fx.Do(By.Id("uncordon"), e => e.Click());
         await Wait.UntilAsync(() => fx.Attr(By.Id("node-state"), "data-state") == "in-service"
                                     && fx.Driver.FindElements(By.CssSelector("#node-action-table tr[data-kind='uncordon'][data-operator='api-key']")).Count >= 1,
             Limit, "uncordoned and audited");
