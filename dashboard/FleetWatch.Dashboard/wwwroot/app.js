@@ -522,8 +522,10 @@
 
   function describe(i) {
     const node = fleet.nodes[fleet.cellNode[i]], gpu = fleet.cellGpu[i];
-    return `${node} GPU ${gpu}, ${HEALTH[fleet.health[i]]}, ${unit(fleet.temp[i], '°C')}, ${unit(fleet.power[i], 'W')}, ` +
-      `${unit(fleet.util[i], '%')} utilization`;
+    const state = ext.cordoned[fleet.cellNode[i]] ? ', node cordoned' : ext.spare[fleet.cellNode[i]] ? ', spare node' : '';
+    const score = Number.isNaN(ext.score[i]) ? '' : `, straggler score ${ext.score[i].toFixed(2)} in job ${ext.job[i]}`;
+    return `${node} GPU ${gpu}, ${HEALTH[fleet.health[i]]}${state}, ${unit(fleet.temp[i], '°C')}, ${unit(fleet.power[i], 'W')}, ` +
+      `${unit(fleet.util[i], '%')} utilization${score}`;
   }
 
   function showTooltip(i) {

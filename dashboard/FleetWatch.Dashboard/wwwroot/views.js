@@ -521,8 +521,8 @@
         job ? h('div', { id: 'job-detail', data: { job } },
           panel('Straggler scores · rank × time (1 keeps pace, 0.5 takes twice as long)', 'job-heat-panel',
             h('p', { id: 'job-summary', class: 'meta' }),
-            h('div', { class: 'job-heat-wrap' }, h('canvas', { id: 'job-heatmap', tabindex: 0, role: 'img', 'aria-label': 'Straggler scores by rank and time' }),
-              h('div', { id: 'job-tip', class: 'tooltip', role: 'tooltip', hidden: true })),
+            h('div', { class: 'job-heat-wrap' }, h('canvas', { id: 'job-heatmap', tabindex: 0, role: 'img', 'aria-label': 'Straggler scores by rank and time', 'aria-describedby': 'job-tip' }),
+              h('div', { id: 'job-tip', class: 'tooltip', role: 'tooltip', 'aria-live': 'polite', hidden: true })),
             h('ul', { id: 'job-legend', class: 'legend' })),
           h('div', { class: 'two' },
             panel('Flagged ranks', 'job-flag-panel', h('div', { id: 'job-flagged' })),
@@ -628,19 +628,34 @@
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
     canvas.setAttribute('aria-label', `Straggler scores of ${ranks.length} ranks over the last 30 minutes; ${flaggedCells} cells below 0.8. The flagged ranks are listed below.`);
-    canvas.onmousemove = (e) => {
+    // Hover, or arrow keys on the focused canvas, tell the rank, its GPU, the time and the score of a cell.
+    const show = (row, k, x, y) => {
       const tip = $('job-tip');
-      const rect = canvas.getBoundingClientRect();
-      const k = Math.floor(((e.clientX - rect.left) / rect.width) * cols), row = Math.floor(((e.clientY - rect.top) / rect.height) * rows);
       const rk = Math.min(ranks.length - 1, Math.floor((row * ranks.length) / rows));
       if (!ranks.length || rk < 0 || k < 0 || k >= cols) { tip.hidden = true; return; }
       const p = ranks[rk], v = scores[rk][k];
       const at = d.start ? new Date(Date.parse(d.start) + k * d.bucketSeconds * 1000) : null;
       tip.textContent = `rank ${p.rank} · ${p.node} GPU ${p.gpu} · ${at ? when(at) : ''} · score ${v === null ? 'no report' : v.toFixed(2)}`;
       tip.hidden = false;
-      tip.style.left = `${Math.min(e.clientX - rect.left + 12, rect.width - 260)}px`;
-      tip.style.top = `${e.clientY - rect.top + 12}px`;
+      tip.style.left = `${Math.max(0, Math.min(x + 12, width - 260))}px`;
+      tip.style.top = `${y + 12}px`;
     };
+    const cursor = { row: 0, k: cols - 1 };
+    canvas.onmousemove = (e) => {
+      const rect = canvas.getBoundingClientRect();
+      const k = Math.floor(((e.clientX - rect.left) / rect.width) * cols), row = Math.floor(((e.clientY - rect.top) / rect.height) * rows);
+      show(row, k, e.clientX - rect.left, e.clientY - rect.top);
+    };
+    canvas.onkeydown = (e) => {
+      const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1], Home: [0, -cols], End: [0, cols] };
+      if (e.key === 'Escape') { $('job-tip').hidden = true; return; }
+      if (!moves[e.key]) return;
+      e.preventDefault();
+      cursor.row = Math.max(0, Math.min(rows - 1, cursor.row + moves[e.key][0]));
+      cursor.k = Math.max(0, Math.min(cols - 1, cursor.k + moves[e.key][1]));
+      show(cursor.row, cursor.k, (cursor.k / cols) * width, (cursor.row / rows) * height);
+    };
+    canvas.onblur = () => { $('job-tip').hidden = true; };
     canvas.onmouseleave = () => { $('job-tip').hidden = true; };
     fill('job-legend', ...[1, 0.875, 0.75, 0.625, 0.5].map((s) => {
       const i = h('i');

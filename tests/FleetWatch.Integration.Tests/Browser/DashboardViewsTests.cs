@@ -132,6 +132,9 @@ public sealed class DashboardViewsTests(DashboardViewsFixture fx) : IClassFixtur
                                     && int.Parse(fx.Attr(By.Id("job-heatmap"), "data-slow-cells") ?? "0", System.Globalization.CultureInfo.InvariantCulture) >= 1
                                     && fx.Driver.FindElements(By.CssSelector("#job-table tr[data-job='train-7']")).Count == 1,
             Limit, "16 ranks with slow cells and the job listed", () => fx.Driver.FindElement(By.Id("view-jobs")).Text);
+        // Keyboard: arrows on the focused matrix walk ranks and time and say what is under the cursor.
+        fx.Do(By.Id("job-heatmap"), e => e.SendKeys(string.Concat(Enumerable.Repeat(Keys.ArrowDown, 5))));
+        Assert.StartsWith("rank 5 · gpu0000 GPU 5", fx.Driver.FindElement(By.Id("job-tip")).Text, StringComparison.Ordinal);
         fx.Screenshot("jobs");
 
         using (var client = fx.Client())
