@@ -295,13 +295,19 @@
 
   function renderConditions(r) {
     const rows = list(r);
+    // True and Unknown first (what needs a look); the False ones are the bulk of a healthy node and come after.
+    const rank = (c) => ({ True: 0, Unknown: 1 }[String(c.status)] ?? 2);
+    const sorted = [...rows].sort((a, b) => rank(a) - rank(b));
+    const raised = rows.filter((c) => rank(c) < 2).length;
     fill('node-conditions', rows.length
-      ? table('node-condition-table', [
-        { label: 'Condition', value: (c) => c.type ?? c.name ?? c.rule },
-        { label: 'Status', value: (c) => String(c.status ?? c.active ?? '') },
-        { label: 'Reason', value: (c) => c.reason ?? c.message },
-        { label: 'Since', value: (c) => when(c.since ?? c.lastTransition ?? c.lastTransitionTime) },
-      ], rows)
+      ? h('div', null, h('p', { class: 'meta', id: 'node-condition-count', data: { raised } }, `${fmt.format(raised)} of ${fmt.format(rows.length)} conditions true or unknown`),
+        table('node-condition-table', [
+          { label: 'Condition', value: (c) => c.type ?? c.name ?? c.rule },
+          { label: 'GPU', value: (c) => (c.gpu ?? c.gpuIndex ?? 'node') },
+          { label: 'Status', value: (c) => h('span', { class: 'pill', data: { health: { True: 'critical', Unknown: 'unknown', False: 'healthy' }[String(c.status)] } }, String(c.status ?? '')) },
+          { label: 'Detail', value: (c) => c.detail ?? c.reason ?? c.message },
+          { label: 'Since', value: (c) => when(c.since ?? c.lastTransition ?? c.lastTransitionTime) },
+        ], sorted.slice(0, 200), (c) => ({ data: { rule: c.rule ?? c.type ?? '', status: c.status ?? '' } })))
       : empty(r.ok ? 'No condition reported.' : `Conditions unavailable: ${errorText(r)}.`));
   }
 
@@ -693,7 +699,9 @@
   function renderRestores(r) {
     const d = r.ok ? r.data : null;
     const cycles = d ? d.cycles || d.restoreCycles || d.restores || [] : [];
-    fill('job-restores', cycles.length ? table('job-restore-table', [
+    const chosen = d && d.selected ? h('p', { class: 'meta', id: 'job-next-checkpoint' },
+      `A restore now would use the checkpoint of step ${fmt.format(d.selected.step)} (${d.selected.uri}, saved ${when(d.selected.savedAt)}).`) : '';
+    fill('job-restores', chosen, cycles.length ? table('job-restore-table', [
       { label: 'Cycle', value: (c) => c.cycle },
       { label: 'Kind', value: (c) => c.kind },
       { label: 'State', value: (c) => h('span', { class: 'pill', data: { state: c.state } }, c.state) },
