@@ -27,12 +27,12 @@ public static class DashboardExtensions
     /// </summary>
     public static IServiceCollection AddFleetDashboard(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<DashboardOptions>().Bind(configuration.GetSection(DashboardOptions.Section)).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DashboardOptions>, DashboardOptionsValidator>());
+        services.AddFleetWatchApiAuth(configuration);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<FleetView>();
         services.TryAddSingleton<DashboardAssets>();
-        services.TryAddSingleton<DashboardAuthenticator>();
+        // Distributed mode's forwarding of /api/v1 to the controller; no request logging (the request carries the controller key).
+        services.AddHttpClient(ControllerProxy.HttpClientName).RemoveAllLoggers();
         return services;
     }
 
@@ -80,6 +80,13 @@ public static class DashboardExtensions
         group.MapGet("/api/fleet/stream", (HttpContext http, FleetView view, IOptions<DashboardOptions> o, TimeProvider time, IHostApplicationLifetime host) =>
             LiveStream.RunAsync(http, view, o.Value, time, host.ApplicationStopping));
         group.MapPost("/api/faults", InjectFaultAsync);
+        if (options.ControllerUrl is not null)
+        {
+            // Distributed mode: the operator API lives in the controller process; all-in-one maps it in this app instead.
+            group.Map("/api/v1/{**path}", (HttpContext http, IHttpClientFactory clients, IOptions<DashboardOptions> o, string? path) =>
+                ControllerProxy.ForwardAsync(http, clients, o, path));
+        }
+
         return app;
     }
 

@@ -29,6 +29,16 @@ public sealed class DashboardAuthOptions
 
     public const string DefaultHeader = "X-Forwarded-User";
 
+    /// <summary>
+    /// On a controller: the key a dashboard process presents when it forwards <c>/api/v1</c> calls (its
+    /// <see cref="DashboardOptions.ControllerApiKey"/>). Only a request bearing this key may name the operator in
+    /// <see cref="OperatorHeader"/>; any other request's header is ignored. Unset: no dashboard may forward identities.
+    /// </summary>
+    public string? ProxyKey { get; set; }
+
+    /// <summary>The header in which a dashboard forwards the signed-in operator to the controller.</summary>
+    public const string OperatorHeader = "X-FleetWatch-Operator";
+
     /// <summary>128 bits of base64 is 22 characters; a shorter key is guessable or a placeholder.</summary>
     public const int MinimumApiKeyLength = 16;
 
@@ -90,6 +100,18 @@ public sealed class DashboardOptions
 
     /// <summary>Upper bound on recently resolved incidents kept for the page.</summary>
     public int MaxResolved { get; set; } = 50;
+
+    /// <summary>
+    /// Distributed mode: the controller's base address (e.g. <c>http://controller:5081</c>). When set, this process forwards
+    /// <c>/api/v1/*</c> there after its own sign-in check. Unset (all-in-one): the API is mapped in this process.
+    /// </summary>
+    public Uri? ControllerUrl { get; set; }
+
+    /// <summary>The key this dashboard presents to the controller (the controller's <c>Auth:ProxyKey</c>); never sent to a browser.</summary>
+    public string? ControllerApiKey { get; set; }
+
+    /// <summary>How long a forwarded API call may take.</summary>
+    public TimeSpan ControllerTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>Fails start with the key and the value named (STYLE.md rule 4).</summary>
@@ -127,6 +149,27 @@ internal sealed class DashboardOptionsValidator : IValidateOptions<DashboardOpti
         if (options.SnapshotRetryMax < options.SnapshotRetryInitial)
         {
             errors.Add($"{DashboardOptions.Section}:SnapshotRetryMax = '{options.SnapshotRetryMax}' is shorter than SnapshotRetryInitial = '{options.SnapshotRetryInitial}'.");
+        }
+
+        if (options.Auth.ProxyKey is { } proxyKey && proxyKey.Trim().Length < DashboardAuthOptions.MinimumApiKeyLength)
+        {
+            errors.Add($"{auth}:ProxyKey must be at least {DashboardAuthOptions.MinimumApiKeyLength} characters (it has {proxyKey.Trim().Length}).");
+        }
+
+        if (options.ControllerUrl is { } url)
+        {
+            if (!url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+            {
+                errors.Add($"{DashboardOptions.Section}:ControllerUrl = '{url}' must be an absolute http or https address.");
+            }
+
+            if ((options.ControllerApiKey?.Trim().Length ?? 0) < DashboardAuthOptions.MinimumApiKeyLength)
+            {
+                errors.Add($"{DashboardOptions.Section}:ControllerApiKey must be at least {DashboardAuthOptions.MinimumApiKeyLength} characters when "
+                           + $"ControllerUrl is set (it has {options.ControllerApiKey?.Trim().Length ?? 0}).");
+            }
+
+            Positive(errors, nameof(options.ControllerTimeout), options.ControllerTimeout);
         }
 
         if (options.MaxCells is < 1 or > 10_000_000)

@@ -125,7 +125,7 @@ public sealed class ApiTests(ApiHostFixture fixture) : IClassFixture<ApiHostFixt
         using var client = host.Client();
         var page = await client.GetStringAsync("/");
         var scripts = System.Text.RegularExpressions.Regex.Matches(page, "/assets/([a-z.]+)\\?v=([0-9a-f]{16})");
-        Assert.Equal(["app.css", "app.js", "favicon.svg"], scripts.Select(m => m.Groups[1].Value).Distinct().Order());
+        Assert.Equal(["app.css", "app.js", "favicon.svg", "views.js"], scripts.Select(m => m.Groups[1].Value).Distinct().Order());
         Assert.DoesNotContain("{{", page, StringComparison.Ordinal);
         Assert.DoesNotContain("http://", page, StringComparison.Ordinal); // nothing from outside
         Assert.DoesNotContain("https://", page, StringComparison.Ordinal);

@@ -3,6 +3,8 @@ using FleetWatch.Agent.Metrics;
 using FleetWatch.Agent.Sources.Steps;
 using FleetWatch.Controller.Stragglers.Live;
 using FleetWatch.Controller;
+using FleetWatch.Controller.Api;
+using FleetWatch.Dashboard.Security;
 using FleetWatch.Dashboard;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
@@ -87,6 +89,15 @@ public static class FleetWatchHost
         {
             services.AddFleetController(configuration);
             services.AddLiveStragglers(configuration);
+            services.AddControllerApiState();
+        }
+
+        // The operator API (/api/v1) takes the dashboard's auth (FleetWatch:Dashboard:Auth, ProxyKey for a forwarding dashboard).
+        // A controller-only process without an auth mode keeps running without the API until its config names one.
+        var hasApi = hasController && (hasDashboard || configuration["FleetWatch:Dashboard:Auth:Mode"] is not null);
+        if (hasApi)
+        {
+            services.AddFleetWatchApiAuth(configuration);
         }
 
         if (hasDashboard)
@@ -131,6 +142,13 @@ public static class FleetWatchHost
         {
             // Unauthenticated for now; the dashboard's auth covers the operator API (see README, security).
             app.MapControllerStatus();
+        }
+
+        if (hasApi)
+        {
+            var api = app.MapGroup("/api/v1").RequireFleetWatchAuth();
+            api.MapNodeApi();
+            api.MapStragglerApi();
         }
 
         return app;

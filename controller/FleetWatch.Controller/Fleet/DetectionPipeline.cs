@@ -14,7 +14,8 @@ public sealed class DetectionPipeline(
     IncidentNotifier notifier,
     InfluxTelemetrySink sink,
     FleetMetrics metrics,
-    TimeProvider time)
+    TimeProvider time,
+    NodeHistory? history = null)
 {
     public async Task<SampleAcceptance> OnSampleAsync(NodeSample sample, CancellationToken ct)
     {
@@ -31,6 +32,7 @@ public sealed class DetectionPipeline(
 
         metrics.OnAccepted();
         sink.Enqueue(sample);
+        history?.Record(sample); // the node page's 30-minute sparklines
         await NotifyAsync(changes, ct).ConfigureAwait(false);
         return verdict;
     }
@@ -38,6 +40,7 @@ public sealed class DetectionPipeline(
     public async Task OnXidAsync(GpuXidObserved xid, CancellationToken ct)
     {
         metrics.OnXid();
+        history?.RecordXid(xid);
         await NotifyAsync(engine.OnXid(xid, time.GetUtcNow()), ct).ConfigureAwait(false);
     }
 

@@ -19,6 +19,7 @@ internal sealed class DashboardAuthenticator
     private const string CookieLabel = "fleetwatch-dashboard-cookie-v1";
 
     private readonly byte[] keyHash = [];
+    private readonly byte[] proxyKeyHash = [];
     private readonly byte[] cookieToken = [];
     private readonly string header;
 
@@ -27,6 +28,11 @@ internal sealed class DashboardAuthenticator
         var auth = options.Value.Auth;
         Mode = auth.ParsedMode;
         header = auth.Header ?? DashboardAuthOptions.DefaultHeader;
+        if (!string.IsNullOrWhiteSpace(auth.ProxyKey))
+        {
+            proxyKeyHash = SHA256.HashData(Encoding.UTF8.GetBytes(auth.ProxyKey.Trim()));
+        }
+
         if (Mode == DashboardAuthMode.ApiKey)
         {
             var key = Encoding.UTF8.GetBytes(auth.ApiKey!.Trim());
@@ -42,13 +48,22 @@ internal sealed class DashboardAuthenticator
 
     public DashboardUser? Authenticate(HttpRequest request)
     {
+        // A dashboard forwarding an operator's call: its key proves it, and only then is the operator header believed.
+        if (proxyKeyHash.Length > 0 && request.Headers.Authorization.ToString() is { } bearer
+            && bearer.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+            && CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(bearer["Bearer ".Length..].Trim())), proxyKeyHash))
+        {
+            var forwarded = request.Headers[DashboardAuthOptions.OperatorHeader].ToString().Trim();
+            return IsName(forwarded) ? new DashboardUser(forwarded, "dashboard-proxy") : new DashboardUser("dashboard", "dashboard-proxy");
+        }
+
         switch (Mode)
         {
             case DashboardAuthMode.Unsecured:
                 return new DashboardUser("anonymous", "unsecured");
             case DashboardAuthMode.TrustedHeader:
                 var name = request.Headers[header].ToString().Trim();
-                return name.Length is > 0 and <= 256 && !name.Any(char.IsControl) ? new DashboardUser(name, header) : null;
+                return IsName(name) ? new DashboardUser(name, header) : null;
             default:
                 var authorization = request.Headers.Authorization.ToString();
                 if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
@@ -70,6 +85,8 @@ internal sealed class DashboardAuthenticator
                 return null;
         }
     }
+
+    private static bool IsName(string name) => name.Length is > 0 and <= 256 && !name.Any(char.IsControl);
 
     public bool IsKey(string? candidate) =>
         Mode == DashboardAuthMode.ApiKey && !string.IsNullOrEmpty(candidate)

@@ -3,6 +3,9 @@
 'use strict';
 (() => {
   const HEALTH = ['unknown', 'healthy', 'warning', 'high', 'critical'];
+  // Palette entries after the five health colours: node states from the remediation API, cells outside the filter,
+  // then the 32 steps of the value scale.
+  const CORDONED = 5, SPARE = 6, DIMMED = 7, SCALE0 = 8;
   const LEGEND_ORDER = ['critical', 'high', 'warning', 'unknown', 'healthy'];
   const $ = (id) => document.getElementById(id);
   const fmt = new Intl.NumberFormat();
@@ -26,8 +29,13 @@
     racks: [], nodes: [], nodeRack: [], n: 0,
     cellNode: new Int32Array(0), cellGpu: new Int16Array(0), uuid: [], health: new Uint8Array(0),
     temp: new Float32Array(0), power: new Float32Array(0), util: new Float32Array(0),
-    nodeCells: [], byKey: new Map(), counts: {}, incidents: [], resolved: [],
+    nodeCells: [], byKey: new Map(), nodeIndex: new Map(), counts: {}, incidents: [], resolved: [],
   };
+
+  // What the controller API adds (polled while the fleet view shows; empty when an endpoint is absent): cordoned and
+  // spare nodes, each GPU's current straggler score and job.
+  const ext = { cordoned: new Uint8Array(0), spare: new Uint8Array(0), score: new Float32Array(0), job: [], jobs: [] };
+  const filter = { severity: '', rack: '', job: '' };
 
   const geo = { cs: 8, gap: 1, blocks: [], x: new Float32Array(0), y: new Float32Array(0), w: 0, h: 0, dpr: 1 };
   const view = { mode: 'health', hover: -1, focus: -1, pending: new Set(), full: true, frame: 0, colours: null };
@@ -58,10 +66,11 @@
       const t = (k / 31) * 4, a = Math.min(3, Math.floor(t)), f = t - a;
       scale.push(stops[a].map((c, j) => Math.round(c + (stops[a + 1][j] - c) * f)));
     }
-    // One palette: entries 0..4 are the health colours, 5..36 the 32 steps of the value scale.
-    const palette = [...health, ...scale];
+    // One palette: entries 0..4 are the health colours, 5..7 cordoned, spare and filtered out, 8..39 the value scale.
+    const extra = [v('--health-cordoned'), v('--health-spare'), v('--cell-dimmed')];
+    const palette = [...health, ...extra, ...scale];
     view.colours = {
-      healthRgb: health, health: health.map(css), stops: stops.map(css),
+      healthRgb: health, health: health.map(css), stops: stops.map(css), extraRgb: extra, extra: extra.map(css),
       css: palette.map(css),
       bg: st.getPropertyValue('--canvas-bg').trim(),
       label: st.getPropertyValue('--canvas-label').trim(),
@@ -77,11 +86,35 @@
     utilization: { unit: '%', lo: 0, hi: 100, values: () => fleet.util },
   };
 
+  // Straggler score: 1 keeps pace with the job's median rank, 0.5 takes twice as long (nvidia-resiliency-ext's relative
+  // score, research/dashboard-alerting-anchors.md section 1.5); the scale runs from 1 (cool) down to 0.5 and below (hot).
+  SCALES.straggler = { unit: '', lo: 1, hi: 0.5, values: () => ext.score, digits: 2 };
+
+  function matches(i) {
+    if (filter.severity !== '') {
+      const h = fleet.health[i], want = Number(filter.severity);
+      if (want === 0 ? h !== 0 : h < want) return false;
+    }
+    if (filter.rack !== '' && fleet.racks[fleet.nodeRack[fleet.cellNode[i]]] !== filter.rack) return false;
+    if (filter.job !== '' && ext.job[i] !== filter.job) return false;
+    return true;
+  }
+  // Kept as a flag (updated when a filter changes): paletteIndex runs once per GPU on every full redraw.
+  let filterOn = false;
+  const filtering = () => filterOn;
+
   function paletteIndex(i) {
-    if (view.mode === 'health') return fleet.health[i];
+    if (filterOn && !matches(i)) return DIMMED;
+    if (view.mode === 'health') {
+      const h = fleet.health[i], node = fleet.cellNode[i];
+      // A cordoned node is out of service whatever its GPUs say, unless one is critical (that is still news).
+      if (ext.cordoned[node] && h < 4) return CORDONED;
+      if (ext.spare[node] && h <= 1) return SPARE;
+      return h;
+    }
     const s = SCALES[view.mode], x = s.values()[i];
-    if (Number.isNaN(x)) return 0;
-    return 5 + Math.round(Math.max(0, Math.min(1, (x - s.lo) / (s.hi - s.lo))) * 31);
+    if (x === undefined || Number.isNaN(x)) return 0;
+    return SCALE0 + Math.round(Math.max(0, Math.min(1, (x - s.lo) / (s.hi - s.lo))) * 31);
   }
 
   const colourOf = (i) => view.colours.css[paletteIndex(i)];
@@ -98,11 +131,17 @@
     };
     if (view.mode === 'health') {
       for (const h of LEGEND_ORDER) item(view.colours.health[HEALTH.indexOf(h)], h);
+      item(view.colours.extra[0], 'cordoned');
+      item(view.colours.extra[1], 'spare');
     } else {
       const s = SCALES[view.mode];
-      view.colours.stops.forEach((colour, k) => item(colour, `${fmt.format(Math.round(s.lo + ((s.hi - s.lo) * k) / 4))} ${s.unit}`));
+      view.colours.stops.forEach((colour, k) => {
+        const x = s.lo + ((s.hi - s.lo) * k) / 4;
+        item(colour, `${s.digits ? x.toFixed(s.digits) : fmt.format(Math.round(x))}${k === 4 && s.hi < s.lo ? ' or less' : ''} ${s.unit}`.trim());
+      });
       item(view.colours.health[0], 'no data');
     }
+    if (filtering()) item(view.colours.extra[2], 'outside the filter');
   }
 
   // ---------- geometry ----------
@@ -297,6 +336,8 @@
     fleet.uuid = new Array(n);
     fleet.nodeCells = fleet.nodes.map(() => []);
     fleet.byKey = new Map();
+    fleet.nodeIndex = new Map(fleet.nodes.map((name, k) => [name, k]));
+    resizeExt();
     for (let i = 0; i < n; i++) {
       const c = m.cells[i];
       fleet.cellNode[i] = c[0];
@@ -312,7 +353,11 @@
     applyHeader(m);
     applyIncidents(m);
     fillNodeList();
+    fillRacks();
+    countMatches();
     schedule(true);
+    if (pendingExt) applyExt(pendingExt); // a new layout: the node and cell indexes changed
+
   }
 
   function setValues(i, h, t, p, u) {
@@ -477,8 +522,10 @@
 
   function describe(i) {
     const node = fleet.nodes[fleet.cellNode[i]], gpu = fleet.cellGpu[i];
-    return `${node} GPU ${gpu}, ${HEALTH[fleet.health[i]]}, ${unit(fleet.temp[i], '°C')}, ${unit(fleet.power[i], 'W')}, ` +
-      `${unit(fleet.util[i], '%')} utilization`;
+    const state = ext.cordoned[fleet.cellNode[i]] ? ', node cordoned' : ext.spare[fleet.cellNode[i]] ? ', spare node' : '';
+    const score = Number.isNaN(ext.score[i]) ? '' : `, straggler score ${ext.score[i].toFixed(2)} in job ${ext.job[i]}`;
+    return `${node} GPU ${gpu}, ${HEALTH[fleet.health[i]]}${state}, ${unit(fleet.temp[i], '°C')}, ${unit(fleet.power[i], 'W')}, ` +
+      `${unit(fleet.util[i], '%')} utilization${score}`;
   }
 
   function showTooltip(i) {
@@ -502,6 +549,9 @@
     row('Power', unit(fleet.power[i], 'W'));
     row('Utilization', unit(fleet.util[i], '%'));
     row('Rack', rack || '—');
+    if (!Number.isNaN(ext.score[i])) row('Straggler score', `${ext.score[i].toFixed(2)} (${ext.job[i]})`);
+    if (ext.cordoned[fleet.cellNode[i]]) row('Node', 'cordoned');
+    else if (ext.spare[fleet.cellNode[i]]) row('Node', 'spare');
     const parts = [title, uuid, dl];
     const related = fleet.incidents.filter((x) => x.node === node && (x.gpu === null || x.gpu === undefined || x.gpu === gpu));
     if (related.length) {
@@ -536,6 +586,10 @@
     drawOverlay();
   }
 
+  function openNode(i) {
+    location.hash = `#/node/${encodeURIComponent(fleet.nodes[fleet.cellNode[i]])}?gpu=${fleet.cellGpu[i]}`;
+  }
+
   function pickForFault(i) {
     $('fault-node').value = fleet.nodes[fleet.cellNode[i]];
     $('fault-gpu').value = String(fleet.cellGpu[i]);
@@ -553,7 +607,7 @@
   canvas.addEventListener('click', (e) => {
     const r = canvas.getBoundingClientRect();
     const i = cellAt(e.clientX - r.left, e.clientY - r.top);
-    if (i >= 0) { focusCell(i); pickForFault(i); }
+    if (i >= 0) { focusCell(i); pickForFault(i); openNode(i); }
   });
   canvas.addEventListener('focus', () => { if (view.focus < 0 && fleet.n) focusCell(0); else describeFocus(); });
   canvas.addEventListener('blur', () => { hideTooltip(); });
@@ -580,7 +634,8 @@
       case 'PageUp': next = sameGpuOnNode(Math.max(0, node - 8), gpu); break;
       case 'Home': next = 0; break;
       case 'End': next = fleet.n - 1; break;
-      case 'Enter': case ' ': pickForFault(i); $('cell-detail').textContent = `${describe(i)}. Put in the fault form.`; e.preventDefault(); return;
+      case 'Enter': e.preventDefault(); openNode(i); return;
+      case 'f': case 'F': case ' ': pickForFault(i); $('cell-detail').textContent = `${describe(i)}. Put in the fault form.`; e.preventDefault(); return;
       case 'Escape': hideTooltip(); return;
       default: return;
     }
@@ -637,6 +692,134 @@
     }
   });
 
+  // ---------- controller API overlays: cordons, spares, straggler scores ----------
+  let pendingExt = null;
+  function resizeExt() {
+    ext.cordoned = new Uint8Array(fleet.nodes.length);
+    ext.spare = new Uint8Array(fleet.nodes.length);
+    ext.score = new Float32Array(fleet.n).fill(NaN);
+    ext.job = new Array(fleet.n).fill(null); // no holes: the change check compares every entry
+  }
+
+  async function getJson(path) {
+    try {
+      const r = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      return r.ok ? await r.json() : null;
+    } catch { return null; }
+  }
+
+  function applyExt(data) {
+    pendingExt = data;
+    if (!fleet.layout) return;
+    const before = { cordoned: ext.cordoned, spare: ext.spare, score: ext.score, job: ext.job };
+    resizeExt();
+    const nodeOf = (x) => (typeof x === 'string' ? x : x && x.node);
+    for (const c of data.cordons || []) {
+      const k = fleet.nodeIndex.get(nodeOf(c));
+      if (k !== undefined) ext.cordoned[k] = 1;
+    }
+    for (const sp of data.spares || []) {
+      const k = fleet.nodeIndex.get(nodeOf(sp));
+      if (k !== undefined && (!sp.state || sp.state === 'free')) ext.spare[k] = 1;
+    }
+    const jobs = new Set();
+    for (const r of data.scores || []) {
+      const i = fleet.byKey.get(`${r.node}/${r.gpu}`);
+      jobs.add(r.job);
+      if (i === undefined) continue;
+      if (Number.isNaN(ext.score[i]) || r.score < ext.score[i]) ext.score[i] = r.score;
+      ext.job[i] = r.job;
+    }
+    ext.jobs = [...jobs].sort();
+    fillJobs();
+    const s = $('summary');
+    s.dataset.cordoned = String(ext.cordoned.reduce((a, b) => a + b, 0));
+    s.dataset.spare = String(ext.spare.reduce((a, b) => a + b, 0));
+    // Repaint only when something the canvas shows changed: a poll that brings nothing new costs no redraw.
+    const same = (a, b) => a.length === b.length && a.every((x, k) => x === b[k] || (Number.isNaN(x) && Number.isNaN(b[k])));
+    if (same(before.cordoned, ext.cordoned) && same(before.spare, ext.spare) && same(before.score, ext.score) && same(before.job, ext.job)) return;
+    countMatches();
+    schedule(true);
+  }
+
+  async function pollExt() {
+    if (document.body.dataset.view === 'fleet' && !document.hidden) await pollOnce();
+    setTimeout(pollExt, 5000);
+  }
+
+  // ---------- search and filters ----------
+  function fillSelect(select, values) {
+    const keep = select.value;
+    const options = [select.options[0], ...values.map((v) => { const o = document.createElement('option'); o.value = v; o.textContent = v; return o; })];
+    select.replaceChildren(...options);
+    select.value = values.includes(keep) ? keep : '';
+  }
+  const fillRacks = () => fillSelect($('filter-rack'), fleet.racks.filter((r) => r));
+  const fillJobs = () => fillSelect($('filter-job'), ext.jobs);
+
+  function countMatches() {
+    let n = 0;
+    for (let i = 0; i < fleet.n; i++) if (matches(i)) n++;
+    canvas.dataset.matching = String(n);
+    $('filter-result').textContent = filtering() ? `${fmt.format(n)} of ${fmt.format(fleet.n)} GPUs match` : '';
+  }
+
+  for (const [id, key] of [['filter-severity', 'severity'], ['filter-rack', 'rack'], ['filter-job', 'job']]) {
+    $(id).addEventListener('change', (e) => {
+      filter[key] = e.target.value;
+      filterOn = filter.severity !== '' || filter.rack !== '' || filter.job !== '';
+      renderLegend();
+      countMatches();
+      schedule(true);
+    });
+  }
+
+  function searchResult(text, href, node, gpu) {
+    const li = document.createElement('li');
+    const a = document.createElement('a');
+    a.href = href;
+    a.textContent = text;
+    if (node) a.dataset.node = node;
+    if (gpu !== undefined) a.dataset.gpu = String(gpu);
+    li.append(a);
+    return li;
+  }
+
+  async function runSearch(q) {
+    const out = $('search-results');
+    q = q.trim();
+    if (!q) { out.hidden = true; out.replaceChildren(); return; }
+    const lower = q.toLowerCase(), items = [], seen = new Set();
+    const add = (node, gpu, what) => {
+      const key = `${node}/${gpu ?? ''}`;
+      if (seen.has(key) || items.length >= 50) return;
+      seen.add(key);
+      items.push(searchResult(`${node}${gpu === undefined ? '' : ` · GPU ${gpu}`}${what ? ` (${what})` : ''}`,
+        `#/node/${encodeURIComponent(node)}${gpu === undefined ? '' : `?gpu=${gpu}`}`, node, gpu));
+    };
+    for (const name of fleet.nodes) if (name.toLowerCase().includes(lower)) add(name);
+    for (let i = 0; i < fleet.n; i++) if (fleet.uuid[i] && fleet.uuid[i].toLowerCase().includes(lower)) add(fleet.nodes[fleet.cellNode[i]], fleet.cellGpu[i], fleet.uuid[i]);
+    for (const job of ext.jobs) if (job.toLowerCase().includes(lower) && items.length < 50) items.push(searchResult(`job ${job}`, `#/jobs/${encodeURIComponent(job)}`));
+    // PCI bus ids and jobs the page has not seen are known to the controller.
+    const remote = await getJson(`/api/v1/search?q=${encodeURIComponent(q)}`);
+    if (remote) {
+      for (const g of remote.gpus || []) add(g.node, g.gpu, g.pciBusId && g.pciBusId.toLowerCase().includes(lower) ? `PCI ${g.pciBusId}` : '');
+      for (const job of remote.jobs || []) if (!ext.jobs.includes(job)) items.push(searchResult(`job ${job}`, `#/jobs/${encodeURIComponent(job)}`));
+    }
+    if (!items.length) { const li = document.createElement('li'); li.className = 'empty'; li.textContent = `Nothing matches "${q}".`; items.push(li); }
+    out.replaceChildren(...items);
+    out.hidden = false;
+    out.dataset.count = String(seen.size);
+  }
+
+  $('fleet-search').addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') { e.target.value = ''; runSearch(''); }
+    if (e.key === 'ArrowDown') { const first = $('search-results').querySelector('a'); if (first) { e.preventDefault(); first.focus(); } }
+  });
+  $('fleet-tools').addEventListener('submit', (e) => { e.preventDefault(); runSearch($('fleet-search').value); });
+  let searchTimer = 0;
+  $('fleet-search').addEventListener('input', (e) => { clearTimeout(searchTimer); searchTimer = setTimeout(() => runSearch(e.target.value), 250); });
+
   // ---------- colour mode, theme, resize ----------
   $('colour-mode').addEventListener('change', (e) => { view.mode = e.target.value; renderLegend(); schedule(true); });
   window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => { readColours(); renderLegend(); schedule(true); });
@@ -657,13 +840,35 @@
       const p = this.cellCenter(node, gpu);
       return p ? Array.from(ctx.getImageData(p.x, p.y, 1, 1).data.slice(0, 3)) : null;
     },
-    healthColour(name) { return view.colours.healthRgb[HEALTH.indexOf(name)]; },
+    healthColour(name) {
+      const k = HEALTH.indexOf(name);
+      return k >= 0 ? view.colours.healthRgb[k] : view.colours.extraRgb[['cordoned', 'spare', 'dimmed'].indexOf(name)];
+    },
+    // For the other views: what the live feed says about a node's GPUs, and the incidents it carries.
+    gpusOf(node) {
+      const k = fleet.nodeIndex.get(node);
+      if (k === undefined) return [];
+      return fleet.nodeCells[k].map((i) => ({
+        gpu: fleet.cellGpu[i], uuid: fleet.uuid[i], health: HEALTH[fleet.health[i]],
+        temperatureC: fleet.temp[i], powerW: fleet.power[i], utilizationPct: fleet.util[i],
+      }));
+    },
+    get incidents() { return fleet.incidents; },
+    get resolved() { return fleet.resolved; },
+    get nodes() { return fleet.nodes; },
+    refreshOverlays() { pollOnce(); },
     get rev() { return fleet.rev; },
     stats,
   };
+
+  async function pollOnce() {
+    const [cordons, spares, scores] = await Promise.all([getJson('/api/v1/cordons'), getJson('/api/v1/spares'), getJson('/api/v1/stragglers/scores')]);
+    applyExt({ cordons: Array.isArray(cordons) ? cordons : [], spares: Array.isArray(spares) ? spares : [], scores: Array.isArray(scores) ? scores : [] });
+  }
 
   readColours();
   renderLegend();
   setConnection('connecting');
   connect();
+  pollExt();
 })();

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using FleetWatch.Contracts;
+using FleetWatch.Controller.Api;
 using FleetWatch.Controller.Detection;
 using FleetWatch.Controller.Fleet;
 using FleetWatch.Controller.Incidents;
@@ -29,7 +30,8 @@ public sealed partial class LiveStragglerService(
     IOptions<LiveStragglerOptions> options,
     TimeProvider time,
     IMeterFactory meters,
-    ILogger<LiveStragglerService> logger) : BackgroundService
+    ILogger<LiveStragglerService> logger,
+    StragglerHeatmap? heatmap = null) : BackgroundService
 {
     /// <summary>Reports dated further than this ahead of the controller's clock are refused: fed to the detector they would
     /// move its clock forward and declare every other job hung. NTP keeps nodes within milliseconds; 5 min is a broken clock. [FW]</summary>
@@ -188,6 +190,11 @@ public sealed partial class LiveStragglerService(
                 NotePlace(s.Job, s.Rank, s.Node, s.Gpu);
             }
 
+            if (!s.Final)
+            {
+                heatmap?.Observe(s.Job, s.Rank, s.Node, s.Gpu, s.EndTime, s.DurationMs); // the jobs view's rank × time matrix
+            }
+
             var held = new HeldReport(report, s.Final);
             if (report.EndMs <= _watermarkMs)
             {
@@ -231,6 +238,7 @@ public sealed partial class LiveStragglerService(
         findings.AddRange(_pending);
         _pending.Clear();
         Escalate(now, findings);
+        heatmap?.Publish(JobStates());
         if (findings.Count == 0)
         {
             return;
@@ -354,6 +362,23 @@ public sealed partial class LiveStragglerService(
                 findings.Add(StragglerIncidentFindings.Straggler(rank.Flag, rank.Attribution, escalated: true, now - rank.Since, now, hurtsJob: now - rank.Since < after));
             }
         }
+    }
+
+    /// <summary>What the detector holds per job, for the jobs view (read by the API from another thread: a fresh copy each tick).</summary>
+    private Dictionary<string, LiveJobState> JobStates()
+    {
+        var states = new Dictionary<string, LiveJobState>(StringComparer.Ordinal);
+        foreach (var j in detector.Jobs)
+        {
+            var flagged = _flagged.Where(kv => kv.Key.Job == j.Job)
+                .Select(kv => new FlaggedRankView(kv.Key.Rank, kv.Value.Flag.Node, kv.Value.Flag.Gpu, kv.Value.Flag.Score, kv.Value.Flag.FirstFlaggedStep,
+                    kv.Value.Attribution.Label, kv.Value.Attribution.Evidence, kv.Value.Since, kv.Value.Escalated))
+                .OrderBy(f => f.Score).ToList();
+            var targets = _hangTargets.TryGetValue(j.Job, out var t) ? t.Select(x => x.Gpu is { } g ? $"{x.Node}/{g}" : x.Node).ToList() : [];
+            states[j.Job] = new LiveJobState(j.Job, j.Ranks, j.LastStep, double.IsNaN(j.MedianStepMs) ? null : j.MedianStepMs, j.Hung, flagged, targets);
+        }
+
+        return states;
     }
 
     /// <summary>Where a hang is reported: the suspects' GPUs, or the node of the job's lowest rank when every rank stopped together.</summary>
