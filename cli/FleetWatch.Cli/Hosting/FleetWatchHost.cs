@@ -3,7 +3,10 @@ using FleetWatch.Agent.Metrics;
 using FleetWatch.Agent.Sources.Steps;
 using FleetWatch.Controller.Stragglers.Live;
 using FleetWatch.Controller;
+using FleetWatch.Controller.Alerting;
 using FleetWatch.Controller.Api;
+using FleetWatch.Controller.Incidents;
+using FleetWatch.Controller.Remediation;
 using FleetWatch.Dashboard.Security;
 using FleetWatch.Dashboard;
 using Microsoft.AspNetCore.Builder;
@@ -90,6 +93,7 @@ public static class FleetWatchHost
             services.AddFleetController(configuration);
             services.AddLiveStragglers(configuration);
             services.AddControllerApiState();
+            services.AddRemediation(configuration);
         }
 
         // The operator API (/api/v1) takes the dashboard's auth (FleetWatch:Dashboard:Auth, ProxyKey for a forwarding dashboard).
@@ -116,6 +120,7 @@ public static class FleetWatchHost
             {
                 bus.AddFleetControllerConsumers(rabbit.PrefetchCount, rabbit.ConcurrentMessageLimit);
                 bus.AddStragglerConsumers();
+                bus.AddRemediationConsumers();
             }
 
             if (hasDashboard)
@@ -149,6 +154,9 @@ public static class FleetWatchHost
             var api = app.MapGroup("/api/v1").RequireFleetWatchAuth();
             api.MapNodeApi();
             api.MapStragglerApi();
+            api.MapIncidentApi();
+            api.MapAlertingApi();
+            api.MapRemediationApi();
         }
 
         return app;

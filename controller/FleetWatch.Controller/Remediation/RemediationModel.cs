@@ -11,7 +11,13 @@ public sealed record JobRecord
     public string? SchedulerJobId { get; init; }
     public string? CheckpointDir { get; init; }
     public required string SparePolicy { get; init; }
+    /// <summary>The job launcher's webhook: a secret (it may embed a token), never serialized to API clients or browsers.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string? WebhookUrl { get; init; }
+
+    /// <summary>Whether the job registered a launcher webhook (what the API shows instead of the URL).</summary>
+    public bool HasWebhook => WebhookUrl is not null;
+
     public required DateTimeOffset RegisteredAt { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }
 

@@ -75,6 +75,21 @@ public sealed class RemediationApiTests
     }
 
     [Fact]
+    public async Task JobWebhookUrl_IsASecret_NeverInTheApiAnswers()
+    {
+        await using var host = await RemediationTestHost.StartAsync();
+        const string secret = "http://launcher.example:8080/hooks/token-5f3a9c";
+        await host.RegisterAsync("j1", ["n1"], webhookUrl: secret);
+        var one = await host.Client.GetStringAsync("jobs/j1");
+        var all = await host.Client.GetStringAsync("jobs");
+        Assert.DoesNotContain("token-5f3a9c", one, StringComparison.Ordinal);
+        Assert.DoesNotContain("token-5f3a9c", all, StringComparison.Ordinal);
+        Assert.True(JsonDocument.Parse(one).RootElement.GetProperty("job").GetProperty("hasWebhook").GetBoolean(), one);
+        // The orchestrator still has it.
+        Assert.Equal(secret, host.App.Services.GetRequiredService<JobRegistry>().Get("j1")?.WebhookUrl);
+    }
+
+    [Fact]
     public async Task JobRegisteredOnTheBus_IsTheSameAsThePost()
     {
         await using var host = await RemediationTestHost.StartAsync();

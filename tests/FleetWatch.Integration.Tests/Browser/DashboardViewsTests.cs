@@ -175,7 +175,7 @@ public sealed class DashboardViewsTests(DashboardViewsFixture fx) : IClassFixtur
         }
     }
 
-    [Fact(Skip = "Needs MapIncidentApi, MapAlertingApi, MapRemediationApi (+ AddRemediation/AddRemediationConsumers) in the all-in-one host: unskip after the merge (it passed on a local merge of all branches).")]
+    [Fact]
     public async Task An_operator_acknowledges_and_silences_an_incident_and_uncordons_a_node_from_the_page()
     {
         using var client = fx.Client();
