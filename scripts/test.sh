@@ -26,6 +26,9 @@ command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 command -v promtool >/dev/null || need+=(prometheus)
+# Slurm: the tests start their own munged, slurmctld and slurmd processes (tests/FleetWatch.Integration.Tests/Slurm/SlurmCluster.cs).
+[ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/bin/scontrol ] || need+=(slurm-wlm)
+[ -x /usr/sbin/munged ] || need+=(munge)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
