@@ -17,12 +17,11 @@ public sealed class SchedulingServicesTests
             ["FleetWatch:Schedulers:Slurm:SlurmConf"] = "/etc/slurm/slurm.conf",
         });
 
-        var adapters = provider.GetRequiredService<SchedulerAdapters>();
+        var adapter = Assert.Single(provider.GetServices<ISchedulerAdapter>());
 
-        Assert.IsType<SlurmSchedulerAdapter>(adapters.Find("slurm"));
-        Assert.Null(adapters.Find("kubernetes"));
-        Assert.Equal(["slurm"], adapters.Names);
-        Assert.Same(adapters.Find("slurm"), Assert.Single(provider.GetServices<ISchedulerAdapter>()));
+        Assert.IsType<SlurmSchedulerAdapter>(adapter);
+        Assert.Equal("slurm", adapter.Name);
+        Assert.Same(adapter, provider.GetRequiredService<SlurmSchedulerAdapter>());
     }
 
     [Fact]
@@ -35,7 +34,7 @@ public sealed class SchedulingServicesTests
             ["FleetWatch:Schedulers:Kubernetes:Host"] = "http://127.0.0.1:6443",
         });
 
-        Assert.Equal(["kubernetes", "slurm"], provider.GetRequiredService<SchedulerAdapters>().Names.Order(StringComparer.Ordinal));
+        Assert.Equal(["kubernetes", "slurm"], provider.GetServices<ISchedulerAdapter>().Select(a => a.Name).Order(StringComparer.Ordinal));
     }
 
     [Theory]
@@ -60,11 +59,23 @@ public sealed class SchedulingServicesTests
         Assert.Contains(message, text, StringComparison.Ordinal);
     }
 
-    private static ServiceProvider Build(Dictionary<string, string?> settings)
+    [Fact]
+    public void A_second_call_adds_no_second_adapter()
+    {
+        using var provider = Build(new() { ["FleetWatch:Schedulers:Slurm:Enabled"] = "true" }, calls: 2);
+
+        Assert.Single(provider.GetServices<ISchedulerAdapter>());
+    }
+
+    private static ServiceProvider Build(Dictionary<string, string?> settings, int calls = 1)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var services = new ServiceCollection().AddLogging();
-        services.AddSchedulerAdapters(configuration);
+        for (var i = 0; i < calls; i++)
+        {
+            services.AddSchedulerAdapters(configuration);
+        }
+
         return services.BuildServiceProvider();
     }
 }

@@ -11,18 +11,19 @@ public static class SchedulingServiceCollectionExtensions
     /// <summary>
     /// Binds and validates at start <see cref="SlurmOptions"/> (<c>FleetWatch:Schedulers:Slurm</c>) and
     /// <see cref="KubernetesOptions"/> (<c>FleetWatch:Schedulers:Kubernetes</c>), and registers each enabled adapter as an
-    /// <see cref="ISchedulerAdapter"/> (resolve them all with <c>IEnumerable&lt;ISchedulerAdapter&gt;</c> and pick by
-    /// <see cref="ISchedulerAdapter.Name"/>, or use <see cref="SchedulerAdapters"/>) and as itself.
+    /// <see cref="ISchedulerAdapter"/> (remediation resolves them all and picks by <see cref="ISchedulerAdapter.Name"/>) and
+    /// as itself. Idempotent.
     /// </summary>
     public static IServiceCollection AddSchedulerAdapters(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
-        if (services.Any(d => d.ServiceType == typeof(SchedulerAdapters)))
+        if (services.Any(d => d.ServiceType == typeof(SchedulerAdaptersAdded)))
         {
             return services;
         }
 
+        services.AddSingleton<SchedulerAdaptersAdded>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddValidatedOptions<SlurmOptions>(configuration, SlurmOptions.Section, SlurmOptions.Validate);
         services.AddValidatedOptions<KubernetesOptions>(configuration, KubernetesOptions.Section, KubernetesOptions.Validate);
@@ -38,19 +39,9 @@ public static class SchedulingServiceCollectionExtensions
             services.AddSingleton<ISchedulerAdapter>(sp => sp.GetRequiredService<KubernetesSchedulerAdapter>());
         }
 
-        services.AddSingleton<SchedulerAdapters>();
         return services;
     }
-}
 
-/// <summary>The registered adapters by name (the job registry names a job's scheduler).</summary>
-public sealed class SchedulerAdapters(IEnumerable<ISchedulerAdapter> adapters)
-{
-    private readonly Dictionary<string, ISchedulerAdapter> _byName = adapters.ToDictionary(a => a.Name, StringComparer.OrdinalIgnoreCase);
-
-    /// <summary>The names of the registered adapters.</summary>
-    public IReadOnlyCollection<string> Names => _byName.Keys;
-
-    /// <summary>The adapter for <paramref name="scheduler"/>, or null when none is registered under that name.</summary>
-    public ISchedulerAdapter? Find(string scheduler) => _byName.GetValueOrDefault(scheduler);
+    /// <summary>Marks the registration done, so a second call adds no second adapter.</summary>
+    private sealed class SchedulerAdaptersAdded;
 }
