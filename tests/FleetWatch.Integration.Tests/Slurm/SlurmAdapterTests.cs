@@ -56,6 +56,18 @@ public sealed class SlurmAdapterTests(SlurmCluster cluster) : IClassFixture<Slur
     }
 
     [Fact]
+    public async Task A_reason_that_already_names_fleetwatch_is_not_prefixed_twice_and_stays_resumable()
+    {
+        // CordonService writes "fleetwatch <incident>: <what>".
+        var drain = await _slurm.DrainAsync("gpu002", "fleetwatch inc-9: gpu_fell_off_bus (restart_node) on gpu002 GPU 3", CancellationToken.None);
+
+        Assert.True(drain.Ok, drain.Detail);
+        Assert.Equal("fleetwatch inc-9: gpu_fell_off_bus (restart_node) on gpu002 GPU 3", (await cluster.DrainReasonsAsync())["gpu002"]);
+        var resume = await _slurm.ResumeAsync("gpu002", CancellationToken.None);
+        Assert.True(resume.Ok, resume.Detail);
+    }
+
+    [Fact]
     public async Task A_node_an_administrator_drained_keeps_its_reason_and_is_never_resumed()
     {
         await cluster.RunAsync("/usr/bin/scontrol", ["update", "nodename=gpu002", "state=drain", "reason=PSU replacement, ticket 1234"]);
@@ -118,26 +130,23 @@ public sealed class SlurmAdapterTests(SlurmCluster cluster) : IClassFixture<Slur
             #SBATCH --requeue
             #SBATCH --job-name=fw-requeue
             #SBATCH --output={cluster.Directory}/requeue-job-%j.out
-            echo "$SLURMD_NODENAME ${"{"}SLURM_RESTART_COUNT:-0{"}"}" >> {marks}
+            {SlurmCluster.MarkStart(marks)}
             exec sleep 600
             """);
         var jobId = await cluster.SubmitAsync(script);
-        await cluster.WaitAsync(() => Task.FromResult(Lines(marks).Length == 1), TimeSpan.FromSeconds(15), "the job's first start");
-        Assert.Equal("gpu001 0", Lines(marks)[0]);
+        await cluster.WaitAsync(() => Task.FromResult(SlurmCluster.Lines(marks).Length == 1), TimeSpan.FromSeconds(15), "the job's first start");
+        Assert.Equal("gpu001 0", SlurmCluster.Lines(marks)[0]);
 
         Assert.True((await _slurm.DrainAsync("gpu001", "incident inc-1: Xid 79 on gpu001", CancellationToken.None)).Ok);
         var result = await _slurm.RequeueAsync(jobId, ["gpu001"], CancellationToken.None);
 
         Assert.True(result.Ok, result.Detail);
         Assert.Contains("requeued", result.Detail, StringComparison.Ordinal);
-        await cluster.WaitAsync(() => Task.FromResult(Lines(marks).Length == 2), TimeSpan.FromSeconds(15), "the job's restart");
-        var restart = Lines(marks)[1].Split(' ');
+        await cluster.WaitAsync(() => Task.FromResult(SlurmCluster.Lines(marks).Length == 2), TimeSpan.FromSeconds(15), "the job's restart");
+        var restart = SlurmCluster.Lines(marks)[1].Split(' ');
         Assert.Contains(restart[0], new[] { "gpu002", "gpu003" });
         Assert.Equal("1", restart[1]);
         Assert.Equal("gpu001", await cluster.JobFieldAsync(jobId, "ExcNodeList"));
         Assert.Equal("RUNNING", await cluster.JobFieldAsync(jobId, "JobState"));
     }
-
-    private static string[] Lines(string path) =>
-        File.Exists(path) ? File.ReadAllLines(path).Where(l => l.Length > 0).ToArray() : [];
 }

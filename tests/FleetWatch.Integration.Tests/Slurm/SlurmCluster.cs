@@ -11,7 +11,7 @@ namespace FleetWatch.Integration.Tests.Slurm;
 /// A real Slurm cluster on loopback for one test class (SERVICES.md, "Slurm with several nodes on one machine"): its
 /// own munged (own key and socket), one slurmctld and three <c>slurmd -N gpuNNN</c>, all in the foreground as child
 /// processes, in a fresh temporary directory with free ports and <c>%n</c> in each node's spool, pid and log file.
-/// gpu001 has the lowest scheduling weight, so a one-node job lands there first and gpu002/gpu003 act as spares.
+/// Scheduling weights order the nodes gpu001, gpu002, gpu003, so a one-node job lands on gpu001 and a requeued one on gpu002.
 /// Fails (never skips) when the Debian packages <c>slurm-wlm</c> and <c>munge</c> are missing: scripts/test.sh installs them.
 /// </summary>
 public sealed class SlurmCluster : IAsyncLifetime
@@ -68,9 +68,9 @@ public sealed class SlurmCluster : IAsyncLifetime
         var nodes = new StringBuilder();
         for (var i = 0; i < NodeNames.Length; i++)
         {
-            // Weight: Slurm allocates the lowest-weight node first (slurm.conf(5), "Weight").
+            // Weight: Slurm allocates the lowest-weight node first (slurm.conf(5), "Weight"): gpu001, then gpu002, then gpu003.
             nodes.AppendLine(CultureInfo.InvariantCulture,
-                $"NodeName={NodeNames[i]} NodeHostname={host} NodeAddr=127.0.0.1 Port={ports[1 + i]} CPUs=2 RealMemory=1000 Weight={(i == 0 ? 1 : 10)} State=UNKNOWN");
+                $"NodeName={NodeNames[i]} NodeHostname={host} NodeAddr=127.0.0.1 Port={ports[1 + i]} CPUs=2 RealMemory=1000 Weight={1 + (10 * i)} State=UNKNOWN");
         }
 
         await File.WriteAllTextAsync(ConfigPath, $"""
@@ -113,8 +113,10 @@ public sealed class SlurmCluster : IAsyncLifetime
         {
             if (_daemons.Count > 1)
             {
-                // Jobs first (their processes are not children of slurmd), then the daemons.
+                // Jobs first, and wait until they are gone: a job step (slurmstepd) still ending when its slurmd stops is
+                // orphaned and lingers. Then the daemons.
                 await RunAsync("/usr/bin/scancel", ["--full", "--quiet", "--partition=main"], check: false);
+                await WaitQuietlyAsync(async () => (await RunAsync("/usr/bin/squeue", ["-h", "-o", "%i"], check: false)).Trim().Length == 0, TimeSpan.FromSeconds(15));
                 await RunAsync("/usr/bin/scontrol", ["shutdown"], check: false);
             }
 
@@ -144,6 +146,7 @@ public sealed class SlurmCluster : IAsyncLifetime
                 daemon.Dispose();
             }
 
+            KillOrphanedSteps();
             if (Directory.Length > 0)
             {
                 System.IO.Directory.Delete(Directory, recursive: true);
@@ -192,6 +195,13 @@ public sealed class SlurmCluster : IAsyncLifetime
         var line = await RunAsync("/usr/bin/scontrol", ["show", "job", "-o", jobId]);
         return FleetWatch.Controller.Remediation.Scheduling.SlurmNodeParser.Fields(line).GetValueOrDefault(field, "");
     }
+
+    /// <summary>A batch-script line that appends "node restart-count" to <paramref name="marks"/> each time the job starts.</summary>
+    public static string MarkStart(string marks) => $"echo \"$SLURMD_NODENAME ${{SLURM_RESTART_COUNT:-0}}\" >> {marks}";
+
+    /// <summary>The non-empty lines of a file a batch job appends to, none while it does not exist.</summary>
+    public static string[] Lines(string path) =>
+        File.Exists(path) ? File.ReadAllLines(path).Where(l => l.Length > 0).ToArray() : [];
 
     /// <summary>Runs a Slurm command with this cluster's configuration; throws with its output when it fails and <paramref name="check"/> is set.</summary>
     public async Task<string> RunAsync(string file, string[] args, bool check = true)
@@ -254,6 +264,52 @@ public sealed class SlurmCluster : IAsyncLifetime
         }
 
         return text.ToString();
+    }
+
+    /// <summary>
+    /// Job steps are daemons of their own (not children of slurmd), so the process tree does not reach them. Any still
+    /// running with this cluster's SLURM_CONF in its environment was started for this cluster: end it by its PID.
+    /// </summary>
+    private void KillOrphanedSteps()
+    {
+        if (ConfigPath.Length == 0 || !System.IO.Directory.Exists("/proc"))
+        {
+            return;
+        }
+
+        var marker = $"SLURM_CONF={ConfigPath}";
+        foreach (var dir in System.IO.Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                if (File.ReadAllText(Path.Combine(dir, "comm")).Trim() != "slurmstepd"
+                    || !File.ReadAllText(Path.Combine(dir, "environ")).Split('\0').Contains(marker, StringComparer.Ordinal))
+                {
+                    continue;
+                }
+
+                using var step = Process.GetProcessById(pid);
+                step.Kill();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+            {
+                // Gone meanwhile, or not ours to read.
+            }
+        }
+    }
+
+    private static async Task WaitQuietlyAsync(Func<Task<bool>> condition, TimeSpan limit)
+    {
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < limit && !await condition())
+        {
+            await Task.Delay(100);
+        }
     }
 
     private void Start(string file, params string[] args)

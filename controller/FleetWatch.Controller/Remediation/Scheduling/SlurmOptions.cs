@@ -39,8 +39,9 @@ public sealed class SlurmOptions
     public TimeSpan RequeueSettleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
-    /// Put before every drain reason FleetWatch sets. It marks FleetWatch's drains: a node drained by someone else
-    /// (an administrator's maintenance) keeps its reason, and FleetWatch never resumes it.
+    /// Put before every drain reason FleetWatch sets, unless the reason already begins with its word ("fleetwatch"
+    /// followed by ':' or a space). It marks FleetWatch's drains: a node drained by someone else (an administrator's
+    /// maintenance) keeps its reason, and FleetWatch never resumes it.
     /// </summary>
     [Required]
     [RegularExpression("^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,31}$")]

@@ -60,7 +60,9 @@ public sealed class SlurmSchedulerAdapter : ISchedulerAdapter, ISchedulerNodeIns
             return _outcomes.Done("drain", node, $"already drained{who} ({before.State}, reason '{before.Reason}'); left as is");
         }
 
-        var text = _options.ReasonPrefix + SchedulerArguments.CleanReason(reason);
+        var cleaned = SchedulerArguments.CleanReason(reason);
+        // A reason that already names FleetWatch (remediation writes "fleetwatch <incident>: ...") is not prefixed twice.
+        var text = IsOurs(cleaned) ? cleaned : _options.ReasonPrefix + cleaned;
         var outcome = await ScontrolAsync(ct, "update", $"nodename={node}", "state=drain", $"reason={text}").ConfigureAwait(false);
         if (!outcome.Succeeded)
         {
@@ -288,7 +290,12 @@ public sealed class SlurmSchedulerAdapter : ISchedulerAdapter, ISchedulerNodeIns
 
     private static string JobState(IReadOnlyDictionary<string, string> job) => job.GetValueOrDefault("JobState", "");
 
-    private bool IsOurs(string? reason) => reason is not null && reason.StartsWith(_options.ReasonPrefix.TrimEnd(), StringComparison.Ordinal);
+    /// <summary>A reason FleetWatch set: it begins with the prefix's word ("fleetwatch") followed by ':' or a space.</summary>
+    private bool IsOurs(string? reason)
+    {
+        var marker = _options.ReasonPrefix.TrimEnd(' ', ':');
+        return reason is not null && reason.Length > marker.Length && reason.StartsWith(marker, StringComparison.Ordinal) && reason[marker.Length] is ':' or ' ';
+    }
 
     private Task<CommandOutcome> ScontrolAsync(CancellationToken ct, params string[] arguments) =>
         CommandRunner.RunAsync(_options.ScontrolPath, arguments, _environment, _options.CommandTimeout, ct);
