@@ -120,10 +120,12 @@ public sealed class SlurmAdapterTests(SlurmCluster cluster) : IClassFixture<Slur
         Assert.Contains("/nonexistent/scontrol", missing.Detail, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Requeue_restarts_the_job_on_a_spare_after_its_node_is_drained()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Requeue_restarts_the_job_on_a_spare_after_its_node_is_drained(bool suspended)
     {
-        var marks = Path.Combine(cluster.Directory, "requeue-marks.txt");
+        var marks = Path.Combine(cluster.Directory, $"requeue-marks-{suspended}.txt");
         var script = Path.Combine(cluster.Directory, "requeue-job.sh");
         await File.WriteAllTextAsync(script, $"""
             #!/bin/bash
@@ -136,15 +138,22 @@ public sealed class SlurmAdapterTests(SlurmCluster cluster) : IClassFixture<Slur
         var jobId = await cluster.SubmitAsync(script);
         await cluster.WaitAsync(() => Task.FromResult(SlurmCluster.Lines(marks).Length == 1), TimeSpan.FromSeconds(15), "the job's first start");
         Assert.Equal("gpu001 0", SlurmCluster.Lines(marks)[0]);
+        if (suspended)
+        {
+            // A hung job an administrator stopped: Slurm holds it when it is requeued.
+            await cluster.RunAsync("/usr/bin/scontrol", ["suspend", jobId]);
+            await cluster.WaitAsync(async () => await cluster.JobFieldAsync(jobId, "JobState") == "SUSPENDED", TimeSpan.FromSeconds(15), "the job suspended");
+        }
 
         Assert.True((await _slurm.DrainAsync("gpu001", "incident inc-1: Xid 79 on gpu001", CancellationToken.None)).Ok);
         var result = await _slurm.RequeueAsync(jobId, ["gpu001"], CancellationToken.None);
 
         Assert.True(result.Ok, result.Detail);
         Assert.Contains("requeued", result.Detail, StringComparison.Ordinal);
+        Assert.Equal(suspended, result.Detail.Contains("hold lifted", StringComparison.Ordinal));
         await cluster.WaitAsync(() => Task.FromResult(SlurmCluster.Lines(marks).Length == 2), TimeSpan.FromSeconds(15), "the job's restart");
         var restart = SlurmCluster.Lines(marks)[1].Split(' ');
-        Assert.Contains(restart[0], new[] { "gpu002", "gpu003" });
+        Assert.Equal("gpu002", restart[0]);
         Assert.Equal("1", restart[1]);
         Assert.Equal("gpu001", await cluster.JobFieldAsync(jobId, "ExcNodeList"));
         Assert.Equal("RUNNING", await cluster.JobFieldAsync(jobId, "JobState"));

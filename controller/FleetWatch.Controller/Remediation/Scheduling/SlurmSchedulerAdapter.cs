@@ -113,7 +113,8 @@ public sealed class SlurmSchedulerAdapter : ISchedulerAdapter, ISchedulerNodeIns
     /// <inheritdoc />
     /// <remarks>
     /// <c>scontrol requeue</c> puts the job back in the queue, and Slurm then holds it with a begin time about two
-    /// minutes ahead (its requeue back-off); <c>StartTime=now</c> releases it at once. Excluded nodes are added to the
+    /// minutes ahead (its requeue back-off); <c>StartTime=now</c> releases it at once. A job requeued while suspended is
+    /// also held (priority 0, JobHeldAdmin) and is released with <c>scontrol release</c>. Excluded nodes are added to the
     /// job's <c>ExcNodeList</c> while it is pending, before the release, keeping exclusions it already had. A job
     /// already pending (a repeated call) is not requeued again: only the exclusion and release are (re)applied.
     /// </remarks>
@@ -163,6 +164,18 @@ public sealed class SlurmSchedulerAdapter : ISchedulerAdapter, ISchedulerNodeIns
             }
 
             job = settled;
+            if (requeue is { Succeeded: true } && job.GetValueOrDefault("Reason") is "JobHeldAdmin" or "JobHeldUser")
+            {
+                // Slurm holds a job requeued while suspended (a hung job an administrator stopped). This call made the hold,
+                // so it lifts it; a hold found on an already pending job is someone's decision and stays.
+                var unhold = await ScontrolAsync(ct, "release", schedulerJobId).ConfigureAwait(false);
+                if (!unhold.Succeeded)
+                {
+                    return _outcomes.Failed("requeue", schedulerJobId, $"{string.Join("; ", steps)}; lifting the requeue hold failed: {unhold.Message}");
+                }
+
+                steps.Add("hold lifted");
+            }
         }
 
         var exclusionFailure = "";
