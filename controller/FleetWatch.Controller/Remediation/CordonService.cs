@@ -57,19 +57,8 @@ public sealed partial class CordonService(
             {
                 var message = string.Create(CultureInfo.InvariantCulture,
                     $"circuit breaker: cordoning {node} would hold {cordons.Count + 1} of {fleet} nodes, above the {options.Value.MaxCordonedShare:P0} limit; not cordoned, paging instead");
-                if (store.TryRecord(new RemediationAction
-                {
-                    Key = $"breaker:{node}:{incidentId}",
-                    At = now,
-                    Kind = "cordon",
-                    Node = node,
-                    IncidentId = incidentId,
-                    Reason = reason,
-                    Evidence = evidence,
-                    Operator = operatorName,
-                    State = ActionStates.Failed,
-                    Detail = message,
-                }))
+                if (store.TryRecord(Audit.Of($"breaker:{node}:{incidentId}", now, "cordon", node, null, null, incidentId, reason, evidence, operatorName,
+                        ActionStates.Failed, message)))
                 {
                     LogBreaker(logger, node, cordons.Count, fleet);
                     await Publish(new RemediationHalted
@@ -89,18 +78,7 @@ public sealed partial class CordonService(
 
             store.TryCordon(new CordonRecord(node, reason, incidentId, operatorName, now));
             var key = $"cordon:{node}:{incidentId ?? now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
-            store.TryRecord(new RemediationAction
-            {
-                Key = key,
-                At = now,
-                Kind = "cordon",
-                Node = node,
-                IncidentId = incidentId,
-                Reason = reason,
-                Evidence = evidence,
-                Operator = operatorName,
-                State = ActionStates.InFlight,
-            });
+            store.TryRecord(Audit.Of(key, now, "cordon", node, null, null, incidentId, reason, evidence, operatorName, ActionStates.InFlight));
             await Publish(new CordonNode { Node = node, Reason = reason, IncidentId = incidentId, Time = now }, ct).ConfigureAwait(false);
             var result = await adapters.CallAsync(SchedulerOf(node), a => a.DrainAsync(node, DrainReason(reason, incidentId), ct), ct).ConfigureAwait(false);
             store.UpdateAction(key, result.Ok ? ActionStates.Done : ActionStates.Failed, result.Detail, time.GetUtcNow());
@@ -126,16 +104,7 @@ public sealed partial class CordonService(
 
             var now = time.GetUtcNow();
             var key = $"uncordon:{node}:{now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
-            store.TryRecord(new RemediationAction
-            {
-                Key = key,
-                At = now,
-                Kind = "uncordon",
-                Node = node,
-                Reason = reason ?? "cleared by operator",
-                Operator = operatorName,
-                State = ActionStates.InFlight,
-            });
+            store.TryRecord(Audit.Of(key, now, "uncordon", node, null, null, null, reason ?? "cleared by operator", null, operatorName, ActionStates.InFlight));
             var result = await adapters.CallAsync(SchedulerOf(node), a => a.ResumeAsync(node, ct), ct).ConfigureAwait(false);
             store.UpdateAction(key, result.Ok ? ActionStates.Done : ActionStates.Failed, result.Detail, time.GetUtcNow());
             LogUncordoned(logger, node, operatorName);

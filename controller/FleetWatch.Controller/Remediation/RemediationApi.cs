@@ -101,11 +101,8 @@ public static class RemediationApi
             var reason = $"marked bad by {who}: {body?.Reason ?? "no reason given"}";
             store.UpsertCheckpoint(checkpoint with { BadReason = reason });
             var now = time.GetUtcNow();
-            store.TryRecord(new RemediationAction
-            {
-                Key = string.Create(CultureInfo.InvariantCulture, $"mark_bad:{id}:{step}"), At = now, Kind = "mark_bad", JobId = id, Reason = reason,
-                Evidence = checkpoint.Uri, Operator = who, State = ActionStates.Done, UpdatedAt = now,
-            });
+            store.TryRecord(Audit.Of(string.Create(CultureInfo.InvariantCulture, $"mark_bad:{id}:{step}"), now, "mark_bad", null, id, null, null, reason,
+                checkpoint.Uri, who, ActionStates.Done));
             return Results.Ok(new { jobId = id, step, badReason = reason });
         });
 

@@ -113,5 +113,17 @@ public sealed record RemediationAction
     public string? Key { get; init; }
 }
 
+/// <summary>Builds audit rows (one shape for the orchestrator, the cordon service and the API).</summary>
+public static class Audit
+{
+    public static RemediationAction Of(string? key, DateTimeOffset at, string kind, string? node, string? job, long? cycle, string? incident, string reason,
+        string? evidence, string operatorName, string state, string? detail = null) =>
+        new()
+        {
+            Key = key, At = at, Kind = kind, Node = node, JobId = job, Cycle = cycle, IncidentId = incident, Reason = reason, Evidence = evidence,
+            Operator = operatorName, State = state, Detail = detail, UpdatedAt = at,
+        };
+}
+
 /// <summary>A node FleetWatch holds out of service.</summary>
 public sealed record CordonRecord(string Node, string Reason, string? IncidentId, string Operator, DateTimeOffset At);

@@ -123,7 +123,8 @@ public sealed partial class RestoreOrchestrator(
                 return;
             }
 
-            var next = cycle with { FirstStepAt = cycle.FirstStepAt ?? now, AckedAt = cycle.AckedAt ?? now };
+            // A step of the restored run is an acknowledgement too (a launcher may never send one).
+            var next = cycle with { FirstStepAt = cycle.FirstStepAt ?? now, AckedAt = cycle.AckedAt ?? now, State = CycleStates.Acknowledged };
             if (step >= cycle.CheckpointStep + O.VerifySteps)
             {
                 next = next with { State = CycleStates.Healthy, HealthyAt = now, Detail = string.Create(CultureInfo.InvariantCulture, $"step {step} reached") };
@@ -229,11 +230,21 @@ public sealed partial class RestoreOrchestrator(
 
     public IReadOnlyList<RestoreCycle> Cycles(string jobId) => store.Cycles(jobId);
 
+    /// <summary>The job's restore cycle awaiting verification, from memory (cheap enough to poll).</summary>
+    public RestoreCycle? InFlight(string jobId)
+    {
+        EnsureLoaded();
+        return _inFlight.GetValueOrDefault(jobId);
+    }
+
     // ---------------- the flow ----------------
 
     private async Task HandleJobAsync(JobRecord job, FaultClass fault, IncidentSnapshot incident, string reason, string evidence, CancellationToken ct)
     {
-        var key = $"restore:{job.JobId}:{incident.Id}";
+        // One restore per (job, incident, class): an update of the same incident is a no-op, but an incident that
+        // escalates from a software fault to a hardware one still gets the node replaced.
+        var kind = fault == FaultClass.Hardware ? "hardware" : "software";
+        var key = $"restore:{job.JobId}:{incident.Id}:{kind}";
         if (store.HasAction(key) || store.HasAction($"halt:{job.JobId}:{incident.Id}"))
         {
             return; // Handled before (a redelivery, an update of the same incident, or a previous controller process).
@@ -281,7 +292,7 @@ public sealed partial class RestoreOrchestrator(
             excluded.Add(incident.Node);
         }
 
-        await StartCycleAsync(job, cycleNo, fault == FaultClass.Hardware ? "hardware" : "software", key, incident.Id, incident.Node, excluded, belowStep: null,
+        await StartCycleAsync(job, cycleNo, kind, key, incident.Id, incident.Node, excluded, belowStep: null,
             reason, evidence, previous, ct).ConfigureAwait(false);
     }
 
@@ -545,15 +556,13 @@ public sealed partial class RestoreOrchestrator(
     }
 
     private static string ActionKey(RestoreCycle cycle) =>
-        cycle.Kind == "fallback" ? string.Create(CultureInfo.InvariantCulture, $"fallback:{cycle.JobId}:{cycle.Cycle}") : $"restore:{cycle.JobId}:{cycle.IncidentId}";
+        cycle.Kind == "fallback"
+            ? string.Create(CultureInfo.InvariantCulture, $"fallback:{cycle.JobId}:{cycle.Cycle}")
+            : $"restore:{cycle.JobId}:{cycle.IncidentId}:{cycle.Kind}";
 
     private static RemediationAction Action(string key, DateTimeOffset at, string kind, string? node, string? job, long? cycle, string? incident, string reason,
         string? evidence, string state, string? detail) =>
-        new()
-        {
-            Key = key, At = at, Kind = kind, Node = node, JobId = job, Cycle = cycle, IncidentId = incident, Reason = reason, Evidence = evidence,
-            Operator = System, State = state, Detail = detail, UpdatedAt = at,
-        };
+        Audit.Of(key, at, kind, node, job, cycle, incident, reason, evidence, System, state, detail);
 
     private static string Evidence(IncidentSnapshot incident) =>
         string.Join("; ", incident.Findings.Take(5).Select(f => $"{f.Rule}: {f.Message}"));

@@ -48,6 +48,9 @@ public sealed class Recorded
     public ConcurrentQueue<RestoreFromCheckpoint> Restores { get; } = new();
     public ConcurrentQueue<RemediationHalted> Halts { get; } = new();
     public ConcurrentQueue<CordonNode> Cordons { get; } = new();
+
+    /// <summary>Bodies POSTed to the test host's /test-hook (a job launcher's webhook).</summary>
+    public ConcurrentQueue<string> Webhooks { get; } = new();
 }
 
 public sealed class RecordingConsumer(Recorded recorded) : IConsumer<RestoreFromCheckpoint>, IConsumer<RemediationHalted>, IConsumer<CordonNode>
@@ -105,7 +108,9 @@ public sealed class RemediationTestHost : IAsyncDisposable
         ["FleetWatch:Remediation:Spares:1:Rack"] = "rack-1",
     };
 
-    public static async Task<RemediationTestHost> StartAsync(IReadOnlyDictionary<string, string?>? settings = null, string? dbPath = null, TimeProvider? time = null)
+    /// <summary>Starts a host; <paramref name="fullController"/> adds the controller's ingest, detection and incident path (AddFleetController and its consumers).</summary>
+    public static async Task<RemediationTestHost> StartAsync(IReadOnlyDictionary<string, string?>? settings = null, string? dbPath = null, TimeProvider? time = null,
+        bool fullController = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
@@ -127,11 +132,21 @@ public sealed class RemediationTestHost : IAsyncDisposable
 
         var slurm = new RecordingSchedulerAdapter();
         var recorded = new Recorded();
+        if (fullController)
+        {
+            builder.Services.AddFleetController(builder.Configuration);
+        }
+
         builder.Services.AddRemediation(builder.Configuration);
         builder.Services.AddSingleton<ISchedulerAdapter>(slurm);
         builder.Services.AddSingleton(recorded);
         builder.Services.AddMassTransit(x =>
         {
+            if (fullController)
+            {
+                x.AddFleetControllerConsumers();
+            }
+
             x.AddRemediationConsumers();
             x.AddConsumer<RecordingConsumer>();
             x.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
@@ -147,6 +162,12 @@ public sealed class RemediationTestHost : IAsyncDisposable
             return next(context);
         });
         app.MapGroup("/api/v1").MapRemediationApi();
+        app.MapPost("/test-hook", async (HttpRequest request) =>
+        {
+            using var reader = new StreamReader(request.Body);
+            recorded.Webhooks.Enqueue(await reader.ReadToEndAsync());
+            return Results.Ok();
+        });
         // MassTransit keeps the last bus's logger factory in a static; a host started after another was disposed
         // must hand it its own, or bus creation touches the disposed one.
         LogContext.ConfigureCurrentLogContext(app.Services.GetRequiredService<ILoggerFactory>());
@@ -160,12 +181,13 @@ public sealed class RemediationTestHost : IAsyncDisposable
         App.Services.GetRequiredService<IBus>().Publish(message);
 
     /// <summary>Registers a job of <paramref name="nodes"/> x 8 GPUs over HTTP (nodes in domain nvl-a, rack-1).</summary>
-    public async Task RegisterAsync(string job, string[] nodes, string scheduler = "slurm", string sparePolicy = "same_domain_first")
+    public async Task RegisterAsync(string job, string[] nodes, string scheduler = "slurm", string sparePolicy = "same_domain_first", string? webhookUrl = null)
     {
         var ranks = nodes.SelectMany((n, i) => Enumerable.Range(0, 8).Select(g => new JobRank(i * 8 + g, n, g, "nvl-a", "rack-1"))).ToArray();
         using var r = await Client.PostAsJsonAsync("jobs", new JobRegistered
         {
             JobId = job, Ranks = ranks, Scheduler = scheduler, SchedulerJobId = scheduler == "none" ? null : "4242", SparePolicy = sparePolicy,
+            WebhookUrl = webhookUrl,
         });
         r.EnsureSuccessStatusCode();
     }

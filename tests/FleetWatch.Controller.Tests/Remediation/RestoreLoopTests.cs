@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 using FleetWatch.Contracts;
 using FleetWatch.Controller.Detection;
 using FleetWatch.Controller.Remediation;
@@ -285,5 +286,105 @@ public sealed class RestoreLoopTests : IDisposable
         Assert.Equal(["gpu-a2"], page.Nodes);
         Assert.False(page.Halted);
         Assert.Equal(CycleStates.Failed, host.Orchestrator.Cycles("ex-1")[0].State); // superseded by cycle 2
+    }
+
+    [Fact]
+    public async Task SoftwareIncidentEscalatingToHardware_StillReplacesTheNode()
+    {
+        await using var host = await RemediationTestHost.StartAsync();
+        await host.RegisterAsync("esc-1", ["gpu-a1", "gpu-a2"]);
+        await host.CheckpointAsync("esc-1", 60, 16);
+        await host.StepAsync("esc-1", 61);
+        var soft = RemediationTestHost.Incident("inc-e", "gpu-a2", 1, "memory_contained", "restart_app", Severity.Warning, DateTimeOffset.UnixEpoch);
+        await host.Orchestrator.OnIncidentAsync(soft, default);
+        await host.Orchestrator.OnIncidentAsync(soft, default); // the same update again: nothing new
+        await host.Orchestrator.OnIncidentAsync(soft with { Severity = Severity.Critical, Category = "memory_uncontained", Action = "reset_gpu" }, default);
+
+        var cycles = host.Orchestrator.Cycles("esc-1");
+        Assert.Equal([("software", CycleStates.Failed), ("hardware", CycleStates.Sent)], cycles.Select(c => (c.Kind, c.State)));
+        Assert.Equal(["spare-a1"], cycles[1].Spares);
+        Assert.Equal(["gpu-a2"], cycles[1].Excluded);
+    }
+
+    [Fact]
+    public async Task JobStartedAgainBySlurm_ResumesFromTheChosenCheckpoint_OnTheNodesSlurmGaveIt()
+    {
+        await using var host = await RemediationTestHost.StartAsync();
+        var env = new Hashtable { ["SLURM_JOB_ID"] = "900", ["SLURM_RESTART_COUNT"] = "0" };
+        var first = await JobSimTool.RunAsync(["--controller", host.BaseUrl.ToString(), "--nodes", "node-a,node-b", "--gpus-per-node", "2", "--steps", "25",
+            "--step-ms", "0", "--checkpoint-every", "10", "--checkpoint-dir", _dir, "--domain", "nvl-a", "--poll-every", "0"], TextWriter.Null, TextWriter.Null, env, null, default);
+        Assert.Equal(0, first);
+        // The batch job's last run ended; pretend it was still running when node-a failed.
+        var registry = host.App.Services.GetRequiredService<JobRegistry>();
+        registry.Update("slurm-900", j => j with { FinishedAt = null });
+        await host.Orchestrator.OnIncidentAsync(RemediationTestHost.Incident("inc-s", "node-a", 1, "gpu_fell_off_bus", "restart_node", Severity.Critical, DateTimeOffset.UnixEpoch), default);
+        Assert.Contains("requeue 900 exclude=node-a", host.Slurm.Calls);
+        Assert.Contains(host.Slurm.Calls, c => c.StartsWith("drain node-a fleetwatch inc-s:", StringComparison.Ordinal));
+
+        // Slurm starts the batch script again, on node-c and node-b.
+        env["SLURM_RESTART_COUNT"] = "1";
+        env["SLURMD_NODENAME"] = "node-c";
+        var output = new StringWriter();
+        var second = await JobSimTool.RunAsync(["--controller", host.BaseUrl.ToString(), "--nodes", "node-c,node-b", "--gpus-per-node", "2", "--steps", "30",
+            "--step-ms", "0", "--checkpoint-every", "10", "--checkpoint-dir", _dir], output, TextWriter.Null, env, null, default);
+
+        Assert.Equal(0, second);
+        Assert.Contains("resumed cycle 1 from step 20 on node-c,node-b", output.ToString(), StringComparison.Ordinal);
+        Assert.Equal(CycleStates.Healthy, host.Orchestrator.Cycles("slurm-900").Single().State);
+        Assert.Equal(["node-c", "node-b"], registry.Get("slurm-900")!.Nodes);
+        Assert.True(File.Exists(Path.Combine(_dir, "slurm-900", "step_30", CheckpointDirectoryScanner.CompletionMarker)));
+    }
+
+    [Fact]
+    public async Task AgentStepTimings_VerifyTheRestoredRun_OldReportsDoNot()
+    {
+        await using var host = await RemediationTestHost.StartAsync();
+        await host.RegisterAsync("st-1", ["gpu-a1", "gpu-a2"], scheduler: "none");
+        await host.CheckpointAsync("st-1", 200, 16);
+        await host.StepAsync("st-1", 205);
+        await host.Orchestrator.OnIncidentAsync(RemediationTestHost.Incident("inc-t", "gpu-a2", 0, "gpu_fell_off_bus", "restart_node", Severity.Critical, DateTimeOffset.UnixEpoch), default);
+        var started = host.Orchestrator.InFlight("st-1")!.StartedAt;
+
+        StepTimingsBatch Batch(long step, DateTimeOffset end) => new()
+        {
+            Node = "gpu-a1",
+            Time = end,
+            Steps = [.. Enumerable.Range(0, 8).Select(r => new StepTimings { Job = "st-1", Rank = r, Node = "gpu-a1", Gpu = r, Step = step, PeerGroup = "dp", DurationMs = 900, EndTime = end })],
+        };
+
+        // A late report of the failed run (step 206 ended before the restore) is not progress of the restored run.
+        await host.PublishAsync(Batch(206, started.AddSeconds(-1)));
+        await host.PublishAsync(Batch(201, started.AddSeconds(1)));
+        await RemediationTestHost.WaitUntil(() => host.Orchestrator.InFlight("st-1")?.FirstStepAt is not null, "the first step after restore");
+        Assert.Equal(CycleStates.Acknowledged, host.Store.Cycles("st-1").Single().State);
+        await host.PublishAsync(Batch(203, started.AddSeconds(3)));
+        await RemediationTestHost.WaitUntil(() => host.Store.Cycles("st-1").Single().State == CycleStates.Healthy, "the restored run verified by step timings");
+    }
+
+    [Fact]
+    public async Task XidObserved_ThroughTheControllersOwnDetection_RestoresTheJob_AndCallsItsWebhook()
+    {
+        await using var host = await RemediationTestHost.StartAsync(fullController: true);
+        await host.RegisterAsync("real-1", ["gpu-a1", "gpu-a2"], webhookUrl: new Uri(host.BaseUrl, "/test-hook").ToString());
+        await host.CheckpointAsync("real-1", 500, 16);
+        await host.StepAsync("real-1", 507);
+
+        // What the agent's kmsg watcher sends for "NVRM: Xid (PCI:0000:3b:00): 79, pid=..., GPU has fallen off the bus."
+        await host.PublishAsync(new GpuXidObserved
+        {
+            Node = "gpu-a2", Time = DateTimeOffset.UtcNow, Xid = 79, GpuIndex = 6, PciBusId = "0000:3b:00", Message = "GPU has fallen off the bus.", Source = XidSource.Kmsg,
+        });
+        await RemediationTestHost.WaitUntil(() => !host.Recorded.Restores.IsEmpty && !host.Recorded.Webhooks.IsEmpty, "RestoreFromCheckpoint on the bus and at the webhook");
+
+        var restore = Assert.Single(host.Recorded.Restores);
+        Assert.Equal((500L, "hardware"), (restore.Checkpoint.Step, restore.Reason));
+        Assert.Equal(["gpu-a2"], restore.ExcludedNodes);
+        Assert.Equal(["spare-a1"], restore.Spares);
+        Assert.StartsWith("inc-", restore.IncidentId, StringComparison.Ordinal);
+        var hook = JsonDocument.Parse(Assert.Single(host.Recorded.Webhooks)).RootElement;
+        Assert.Equal(("real-1", 1, 500), (hook.GetProperty("jobId").GetString(), hook.GetProperty("cycle").GetInt32(), hook.GetProperty("checkpoint").GetProperty("step").GetInt32()));
+        var action = host.Store.Actions(null, "real-1", 10).Single(a => a.Kind == "restore");
+        Assert.Contains("webhook: HTTP 200", action.Detail, StringComparison.Ordinal);
+        Assert.Contains("xid:79", action.Evidence, StringComparison.Ordinal);
     }
 }

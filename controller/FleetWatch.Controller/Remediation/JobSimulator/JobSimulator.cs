@@ -74,7 +74,8 @@ public sealed class JobSimulator(HttpClient http, JobSimOptions options, TimePro
 
         if (plan is not null)
         {
-            Adopt(plan);
+            // Started again by the scheduler: the nodes it gave us are the truth, unless it put us back on an excluded one.
+            Adopt(plan, keepOwnNodes: !_ranks.Any(r => plan.ExcludedNodes.Contains(r.Node)));
         }
 
         await PostAsync("jobs", new JobRegistered
@@ -111,7 +112,7 @@ public sealed class JobSimulator(HttpClient http, JobSimOptions options, TimePro
                     await Task.Delay(options.RestartTime, time, ct).ConfigureAwait(false);
                 }
 
-                Adopt(next);
+                Adopt(next, keepOwnNodes: false);
                 await PostAsync("jobs", new JobRegistered
                 {
                     JobId = options.JobId, Ranks = _ranks, Scheduler = options.Scheduler, SchedulerJobId = options.SchedulerJobId, CheckpointDir = JobDir,
@@ -132,12 +133,12 @@ public sealed class JobSimulator(HttpClient http, JobSimOptions options, TimePro
 
     private string? JobDir => options.CheckpointDir is null ? null : Path.GetFullPath(Path.Combine(options.CheckpointDir, options.JobId));
 
-    private void Adopt(RestorePlan plan)
+    private void Adopt(RestorePlan plan, bool keepOwnNodes)
     {
         _cycle = plan.Cycle;
         Interlocked.Exchange(ref _step, plan.Checkpoint.Step);
         _resumedFrom.Add(plan.Checkpoint.Step);
-        if (plan.Ranks.Count > 0)
+        if (!keepOwnNodes && plan.Ranks.Count > 0)
         {
             _ranks = plan.Ranks;
         }
