@@ -153,14 +153,23 @@ public sealed class SlurmSchedulerAdapter : ISchedulerAdapter, ISchedulerNodeIns
             {
                 steps.Add("requeued");
             }
+            else if (requeue is not null)
+            {
+                // Refused: unless someone else requeued it meanwhile, say why now rather than wait for a pending state.
+                var current = await ShowJobAsync(schedulerJobId, ct).ConfigureAwait(false);
+                if (current is null || JobState(current) is not ("PENDING" or "COMPLETING"))
+                {
+                    return _outcomes.Failed("requeue", schedulerJobId, requeue.Message);
+                }
+            }
 
             // Exclusions and the release only hold once the job is pending: sent while it completes, Slurm's requeue
             // hold overwrites them.
             var settled = await WaitPendingAsync(schedulerJobId, ct).ConfigureAwait(false);
             if (settled is null)
             {
-                var why = requeue is { Succeeded: false } ? requeue.Message : $"not pending within {_options.RequeueSettleTimeout.TotalSeconds:F0} s";
-                return _outcomes.Failed("requeue", schedulerJobId, $"{string.Join("; ", steps.Append(why))}");
+                return _outcomes.Failed("requeue", schedulerJobId,
+                    string.Join("; ", steps.Append($"not pending within {_options.RequeueSettleTimeout.TotalSeconds:F0} s")));
             }
 
             job = settled;
