@@ -13,18 +13,19 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Xunit.Abstractions;
 
 namespace FleetWatch.Integration.Tests.Slurm;
 
 /// <summary>
 /// Issue 6's loop end to end with a real Slurm: a simulated training job (<c>fleetwatch job-sim</c>) runs as a
 /// requeueable Slurm batch job on gpu001 and reports steps and checkpoints to the controller's API; an Xid 79 on gpu001
-/// reaches the controller as the agent would send it while the job hangs (suspended); the controller opens an incident, drains gpu001 in Slurm with a
-/// reason naming the incident, requeues the job away from gpu001, and the job restarts on the spare gpu002 from the
+/// reaches the controller as the agent would send it while the job hangs (suspended); the controller opens an incident,
+/// drains gpu001 in Slurm with a reason naming the incident, requeues the job away from gpu001, and the job restarts on the spare gpu002 from the
 /// newest complete checkpoint (not from a newer, incomplete one the "latest" tracker points at); the action log at
 /// <c>GET /api/v1/actions</c> shows the cordon and the restore.
 /// </summary>
-public sealed class RestoreLoopTests(SlurmCluster cluster) : IClassFixture<SlurmCluster>, IAsyncLifetime
+public sealed class RestoreLoopTests(SlurmCluster cluster, ITestOutputHelper output) : IClassFixture<SlurmCluster>, IAsyncLifetime
 {
     private const int StepMs = 100;
 
@@ -63,7 +64,7 @@ public sealed class RestoreLoopTests(SlurmCluster cluster) : IClassFixture<Slurm
         // newest complete checkpoint is known exactly, however slow the machine.
         await cluster.RunAsync("/usr/bin/scontrol", ["suspend", slurmJob]);
         await cluster.WaitAsync(async () => await cluster.JobFieldAsync(slurmJob, "JobState") == "SUSPENDED", TimeSpan.FromSeconds(20), "the job suspended");
-        await Task.Delay(500);
+        await Task.Delay(500); // requests the job had in flight when it stopped land first
         var jobDir = Path.Combine(checkpoints, job);
         var newestComplete = CompleteSteps(jobDir).Max();
         Assert.True(newestComplete >= 2 * CheckpointEvery, $"complete checkpoints: {string.Join(",", CompleteSteps(jobDir))}");
@@ -73,6 +74,7 @@ public sealed class RestoreLoopTests(SlurmCluster cluster) : IClassFixture<Slurm
         await File.WriteAllTextAsync(Path.Combine(jobDir, $"step_{torn}", "shard_0.bin"), "partial");
         await File.WriteAllTextAsync(Path.Combine(jobDir, "latest"), torn.ToString(CultureInfo.InvariantCulture));
 
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         await controller.App.Services.GetRequiredService<IBus>().Publish(new GpuXidObserved
         {
             Node = "gpu001",
@@ -87,6 +89,7 @@ public sealed class RestoreLoopTests(SlurmCluster cluster) : IClassFixture<Slurm
 
         // The job's second start: on the spare, restarted once by Slurm.
         await cluster.WaitAsync(() => Task.FromResult(SlurmCluster.Lines(marks).Length >= 2), TimeSpan.FromSeconds(60), $"the requeued job's second start; {Output()}");
+        var restarted = clock.Elapsed;
         Assert.Equal("gpu002 1", SlurmCluster.Lines(marks)[1]);
         var reasons = await cluster.DrainReasonsAsync();
         var actions = await ActionsAsync(api);
@@ -100,6 +103,10 @@ public sealed class RestoreLoopTests(SlurmCluster cluster) : IClassFixture<Slurm
         // The restarted job resumes from the newest complete checkpoint and the controller sees it healthy.
         await cluster.WaitAsync(async () => (await ActionsAsync(api)).Any(a => a.Kind == "restore" && a.State == ActionStates.Done), TimeSpan.FromSeconds(60),
             $"the restore verified healthy; {Output()}");
+        // Figures for the README, not assertions: wall time on this machine; the restart includes Slurm's kill of the old
+        // process and the start of a new dotnet process for the job.
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Xid 79 -> batch job started again on the spare: {restarted.TotalSeconds:F1} s; -> restore verified (3 steps past the checkpoint): {clock.Elapsed.TotalSeconds:F1} s"));
         using var plan = await api.GetAsync($"jobs/{job}/restore");
         var restore = (await plan.Content.ReadFromJsonAsync<RestorePlan>())!;
         Assert.Equal((1L, newestComplete), (restore.Cycle, restore.Checkpoint.Step));
