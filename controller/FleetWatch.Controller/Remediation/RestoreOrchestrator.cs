@@ -32,7 +32,7 @@ public sealed partial class RestoreOrchestrator(
     /// <summary>Named HTTP client for job webhooks.</summary>
     public const string HttpClientName = "fleetwatch-remediation";
 
-    private const string System = "fleetwatch";
+    private const string SystemOperator = "fleetwatch";
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly ConcurrentDictionary<string, RestoreCycle> _inFlight = new(StringComparer.Ordinal);
     private int _loaded;
@@ -58,7 +58,7 @@ public sealed partial class RestoreOrchestrator(
             EnsureLoaded();
             if (fault == FaultClass.Hardware)
             {
-                var outcome = await cordons.CordonAsync(incident.Node, reason, incident.Id, System, evidence, ct).ConfigureAwait(false);
+                var outcome = await cordons.CordonAsync(incident.Node, reason, incident.Id, SystemOperator, evidence, ct).ConfigureAwait(false);
                 if (outcome == CordonOutcome.Refused)
                 {
                     // Section 5.4 step 4 could not isolate the node: restoring onto a fleet in that state would only move the fault around.
@@ -365,7 +365,12 @@ public sealed partial class RestoreOrchestrator(
         {
             var taken = new HashSet<string>(store.SpareUse().Keys, StringComparer.Ordinal);
             taken.UnionWith(store.Cordons().Select(c => c.Node));
-            taken.UnionWith(job.Nodes);
+            // A listed spare that some running job already uses is not free, whoever put it there.
+            foreach (var running in registry.All().Where(j => j.Running))
+            {
+                taken.UnionWith(running.Nodes);
+            }
+
             foreach (var node in excluded.Where(n => job.Ranks.Any(r => r.Node == n)))
             {
                 var label = job.Ranks.First(r => r.Node == node);
@@ -562,7 +567,7 @@ public sealed partial class RestoreOrchestrator(
 
     private static RemediationAction Action(string key, DateTimeOffset at, string kind, string? node, string? job, long? cycle, string? incident, string reason,
         string? evidence, string state, string? detail) =>
-        Audit.Of(key, at, kind, node, job, cycle, incident, reason, evidence, System, state, detail);
+        Audit.Of(key, at, kind, node, job, cycle, incident, reason, evidence, SystemOperator, state, detail);
 
     private static string Evidence(IncidentSnapshot incident) =>
         string.Join("; ", incident.Findings.Take(5).Select(f => $"{f.Rule}: {f.Message}"));
