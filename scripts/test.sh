@@ -28,6 +28,9 @@ command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 command -v promtool >/dev/null || need+=(prometheus)
 # The Alertmanager integration test starts its own prometheus-alertmanager (free loopback port, temp dir).
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+# Slurm: the tests start their own munged, slurmctld and slurmd processes (tests/FleetWatch.Integration.Tests/Slurm/SlurmCluster.cs).
+[ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/bin/scontrol ] || need+=(slurm-wlm)
+[ -x /usr/sbin/munged ] || need+=(munge)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

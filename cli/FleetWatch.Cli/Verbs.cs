@@ -20,6 +20,7 @@ public static class Verbs
 
         Tools:
           nvml-probe   read every GPU once through the agent's NVML source and print JSON [--library PATH]
+          job-sim      a simulated training job against a controller's API (--controller URL; see job-sim --help)
 
         Every role takes ASP.NET Core configuration: --urls, --FleetWatch:Section:Key=value, appsettings files
         through --config FILE, environment variables FleetWatch__Section__Key.
@@ -54,6 +55,8 @@ public static class Verbs
                 return await FleetWatch.Controller.Replay.ReplayTool.RunAsync(rest, stdout, stderr);
             case "nvml-probe":
                 return await NvmlProbe.RunAsync(rest, stdout, stderr);
+            case "job-sim":
+                return await FleetWatch.Controller.Remediation.JobSimulator.JobSimTool.RunAsync(rest, stdout, stderr);
             default:
                 await stderr.WriteLineAsync($"fleetwatch: unknown verb '{args[0]}' (see fleetwatch --help)");
                 return 2;
