@@ -7,6 +7,7 @@ using FleetWatch.Controller.Alerting;
 using FleetWatch.Controller.Api;
 using FleetWatch.Controller.Incidents;
 using FleetWatch.Controller.Remediation;
+using FleetWatch.Controller.Remediation.Scheduling;
 using FleetWatch.Dashboard.Security;
 using FleetWatch.Dashboard;
 using Microsoft.AspNetCore.Builder;
@@ -94,6 +95,7 @@ public static class FleetWatchHost
             services.AddLiveStragglers(configuration);
             services.AddControllerApiState();
             services.AddRemediation(configuration);
+            services.AddSchedulerAdapters(configuration);
         }
 
         // The operator API (/api/v1) takes the dashboard's auth (FleetWatch:Dashboard:Auth, ProxyKey for a forwarding dashboard).

@@ -83,7 +83,10 @@ public sealed class RemediationOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
     public TimeSpan VerifyInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Timeout of one scheduler adapter or job webhook call.</summary>
+    /// <summary>
+    /// Timeout of one scheduler adapter or job webhook call. A Slurm requeue waits for the old job to end (Slurm's
+    /// KillWait defaults to 30 s; the adapter's RequeueSettleTimeout to 60 s), so this must be longer than that.
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
-    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(90);
 }
