@@ -125,6 +125,16 @@ public static class ControllerServiceCollectionExtensions
             yield return ($"{S}:HwSlowdownHighAfter", o.HwSlowdownHighAfter, $"must not be shorter than HwSlowdownSustained ({o.HwSlowdownSustained})");
         }
 
+        if (o.PowerMinW >= o.PowerMaxW)
+        {
+            yield return ($"{S}:PowerMinW", o.PowerMinW, $"must be below PowerMaxW ({o.PowerMaxW})");
+        }
+
+        if (o.XidDedupWindow >= o.EventHold)
+        {
+            yield return ($"{S}:XidDedupWindow", o.XidDedupWindow, $"must be shorter than EventHold ({o.EventHold})");
+        }
+
         var counters = o.EffectiveIbErrorCounters;
         for (var i = 0; i < counters.Count; i++)
         {
