@@ -72,12 +72,20 @@ public sealed class NodeDetectionState
     /// <summary>GPU indexes this node has reported since the controller started (rule 30 learns the inventory from them).</summary>
     public ulong KnownGpus { get; internal set; }
 
+    /// <summary>Since when the node reports without a gap of NodeUnknownAfter (its node_silent condition is False since then).</summary>
+    public DateTimeOffset? ReportingSince { get; private set; }
+
     /// <summary>Time of the newest sample evaluated (the conditions' "as of").</summary>
     public DateTimeOffset? LastEvaluated { get; private set; }
 
-    internal void Begin(DateTimeOffset time)
+    internal void Begin(DateTimeOffset time, TimeSpan unknownAfter)
     {
         ObservedSince ??= time;
+        if (LastEvaluated is not { } last || time - last >= unknownAfter)
+        {
+            ReportingSince = time;
+        }
+
         for (var i = 0; i < _cells.Length; i++)
         {
             _cells[i].Pending = ConditionStatus.Unknown;

@@ -28,7 +28,7 @@ public static partial class SampleDetectors
     /// <summary>Evaluates one sample; <paramref name="state"/> is the node's detector memory, updated in place.</summary>
     public static void Evaluate(NodeSample? previous, NodeSample current, NodeDetectionState state, DetectionOptions options, List<Finding> output)
     {
-        state.Begin(current.Time);
+        state.Begin(current.Time, options.NodeUnknownAfter);
         var context = new Context(current, previous?.Time, state, options, output);
         foreach (var gpu in current.Gpus)
         {

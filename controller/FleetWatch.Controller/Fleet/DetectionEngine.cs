@@ -53,6 +53,42 @@ public sealed class DetectionEngine(FleetState fleet, IncidentManager incidents,
         return incidents.Apply([XidDetector.Classify(xid, catalog)], now);
     }
 
+    /// <summary>
+    /// The conditions of one node as of <paramref name="now"/>: node_silent first, then every (GPU, rule) the detectors
+    /// evaluated, each True, False or Unknown with the time of its last transition. A node that has not reported for
+    /// NodeUnknownAfter has every condition Unknown (no data is never healthy); null for a node never seen.
+    /// </summary>
+    public IReadOnlyList<DetectionCondition>? Conditions(string node, DateTimeOffset now)
+    {
+        if (!fleet.TryGetNode(node, out var state, out var lastSeen))
+        {
+            return null;
+        }
+
+        IReadOnlyList<DetectionCondition> evaluated;
+        DateTimeOffset? reportingSince;
+        lock (state)
+        {
+            evaluated = state.Conditions(node);
+            reportingSince = state.ReportingSince;
+        }
+
+        var o = options.Value;
+        var (status, finding) = NodeSilenceDetector.Evaluate(node, lastSeen, now, o);
+        var quietSince = lastSeen is { } seen ? seen + (status == ConditionStatus.True ? o.NodeSilentAfter : o.NodeUnknownAfter) : now;
+        var result = new List<DetectionCondition>(evaluated.Count + 1)
+        {
+            new(node, null, "node_silent", status, status == ConditionStatus.False ? reportingSince ?? now : quietSince,
+                status == ConditionStatus.False ? null : finding.Message),
+        };
+        foreach (var c in evaluated)
+        {
+            result.Add(status == ConditionStatus.False ? c : c with { Status = ConditionStatus.Unknown, Since = c.Since > quietSince ? c.Since : quietSince, Detail = null });
+        }
+
+        return result;
+    }
+
     /// <summary>Time-driven rules at <paramref name="now"/>: silent nodes, expiry of event findings, resolution after the hold.</summary>
     public IReadOnlyList<IncidentChange> Sweep(DateTimeOffset now)
     {
