@@ -55,6 +55,8 @@ public static class ControllerServiceCollectionExtensions
         services.AddSingleton<FleetMetrics>();
         services.AddSingleton<IncidentManager>();
         services.AddSingleton<IncidentNotifier>();
+        services.AddSingleton<XidTracker>();
+        services.TryAddSingleton<IGpuJobResolver, NoGpuJobResolver>();
         services.AddSingleton<DetectionEngine>();
         services.AddSingleton<DetectionPipeline>();
         return services;
