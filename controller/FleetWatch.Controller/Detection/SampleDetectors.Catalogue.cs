@@ -238,8 +238,9 @@ public static partial class SampleDetectors
         Span<double> power = stackalloc double[gpus.Count];
         Span<double> clock = stackalloc double[gpus.Count];
         int powers = 0, clocks = 0;
-        foreach (var g in gpus)
+        for (var i = 0; i < gpus.Count; i++)
         {
+            var g = gpus[i];
             if (Busy(c, g))
             {
                 if (g.PowerW is { } p)
@@ -258,8 +259,9 @@ public static partial class SampleDetectors
         clock = clock[..clocks];
         power.Sort();
         clock.Sort();
-        foreach (var g in gpus)
+        for (var i = 0; i < gpus.Count; i++)
         {
+            var g = gpus[i];
             if (g.Lost)
             {
                 continue;
@@ -319,7 +321,7 @@ public static partial class SampleDetectors
         return (sorted[skip >= 0 && lower >= skip ? lower + 1 : lower] + hi) / 2;
     }
 
-    private static void EvaluateIbRate(in Context c, NodeSample sample, IbPortSample port)
+    private static void EvaluateIbRate(in Context c, double expected, IbPortSample port)
     {
         // Rule 36, rate form (GCM check_iblink): an active port below the expected rate (configured, or the node's fastest
         // active port) trained down: a bad cable or transceiver halves the node's bandwidth without taking the link down.
@@ -331,7 +333,6 @@ public static partial class SampleDetectors
         }
 
         var rate = port.RateGbps ?? 0;
-        var expected = c.Options.IbExpectedRateGbps ?? FastestActivePort(sample);
         var slow = active && rate < expected;
         c.State.Observe(-1, ConditionRule.IbRate, slow);
         if (c.State.Report(new SignalKey(Signal.IbRate, -1, port.Port, port.Device), slow))

@@ -281,6 +281,8 @@ public static partial class SampleDetectors
 
     private static void EvaluateIbPorts(in Context c, NodeSample? previous, NodeSample current)
     {
+        // Rule 36's reference rate: the configured one, else the node's fastest active port (computed once per sample).
+        var expectedRate = current.IbPorts.Count == 0 ? 0 : c.Options.IbExpectedRateGbps ?? FastestActivePort(current);
         foreach (var port in current.IbPorts)
         {
             // Rule 36: state other than ACTIVE (sysfs-class-infiniband "4: ACTIVE"). No state read is Unknown.
@@ -295,7 +297,7 @@ public static partial class SampleDetectors
                 }
             }
 
-            EvaluateIbRate(c, current, port);
+            EvaluateIbRate(c, expectedRate, port);
             if (port.Counters.Count == 0)
             {
                 continue;

@@ -137,3 +137,24 @@ public sealed class ConditionTests
         await app.StopAsync(CancellationToken.None);
     }
 }
+
+/// <summary>The new thresholds are validated at start with the key and the value in the message (STYLE.md rule 4).</summary>
+public sealed class DetectionOptionsValidationTests
+{
+    [Theory]
+    [InlineData("PowerMinW", "2000", "FleetWatch:Detection:PowerMinW = '2000'")]
+    [InlineData("XidDedupWindow", "00:00:50", "FleetWatch:Detection:XidDedupWindow = '00:00:50'")]
+    [InlineData("UncorrectableRemappedRowsLimit", "0", "FleetWatch:Detection:UncorrectableRemappedRowsLimit = '0'")]
+    [InlineData("AppXidDistinctJobs", "1", "FleetWatch:Detection:AppXidDistinctJobs = '1'")]
+    [InlineData("ExpectedGpusPerNode", "65", "FleetWatch:Detection:ExpectedGpusPerNode = '65'")]
+    public void A_bad_threshold_fails_at_start_naming_the_key(string key, string value, string expected)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { [$"FleetWatch:Detection:{key}"] = value, ["FleetWatch:Detection:EventHold"] = "00:00:40" })
+            .Build();
+        using var sp = new ServiceCollection().AddDetection(configuration).BuildServiceProvider();
+
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<DetectionOptions>>().Value);
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+    }
+}
