@@ -288,20 +288,23 @@ public static partial class SampleDetectors
     private static void PeerRule(in Context c, int gpu, double? value, ReadOnlySpan<double> sortedBusy, double fraction, Signal signal, ConditionRule rule,
         bool eligible, string ruleName, string category, string unit)
     {
-        if (value is not { } v || sortedBusy.Length - 1 < c.Options.PeerMinimumGpus)
+        // Not comparable (the GPU idles or is unreadable, too few busy peers): an earlier verdict clears rather than sticks.
+        var comparable = value is not null && sortedBusy.Length - 1 >= c.Options.PeerMinimumGpus;
+        var v = value ?? 0;
+        var median = comparable ? MedianWithout(sortedBusy, v) : 0;
+        var key = new SignalKey(signal, gpu);
+        var since = c.State.Since(key, comparable && eligible && v < fraction * median, c.Time);
+        var low = since is { } s && c.Time - s + c.Interval >= c.Options.PeerSustained;
+        if (comparable)
         {
-            return;
+            c.State.Observe(gpu, rule, low);
         }
 
-        var median = MedianWithout(sortedBusy, v);
-        var key = new SignalKey(signal, gpu);
-        var since = c.State.Since(key, eligible && v < fraction * median, c.Time);
-        var low = since is { } s && c.Time - s + c.Interval >= c.Options.PeerSustained;
-        c.State.Observe(gpu, rule, low);
         if (c.State.Report(key, low))
         {
-            c.Add(gpu, ruleName, low, Severity.Warning, category, "run_diagnostics",
-                $"{v:F0} {unit} under load against a median of {median:F0} {unit} on {sortedBusy.Length - 1} busy peers (below {fraction:P0})");
+            c.Add(gpu, ruleName, low, Severity.Warning, category, "run_diagnostics", comparable
+                ? $"{v:F0} {unit} under load against a median of {median:F0} {unit} on {sortedBusy.Length - 1} busy peers (below {fraction:P0})"
+                : $"{unit} no longer comparable with busy peers");
         }
     }
 

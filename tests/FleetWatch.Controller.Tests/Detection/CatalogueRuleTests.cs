@@ -200,6 +200,16 @@ public sealed class CatalogueRuleTests
     }
 
     [Fact]
+    public void Rule_28_a_low_power_gpu_that_goes_idle_clears_instead_of_sticking()
+    {
+        // Low under load from 5 s (fires at ~65 s); the job dies at 100 s and the GPU idles.
+        var all = Drive(110, s => Node8((i, g) => i == 7 && s >= 5 ? g with { PowerW = s < 100 ? 150 : 80, UtilizationPct = s < 100 ? 100 : 0 } : g), "power_peers");
+
+        Assert.InRange(FirstActive(all)!.Value, 63, 65);
+        Assert.Equal(100, ClearedAt(all));
+    }
+
+    [Fact]
     public void Rule_28_peers_need_enough_busy_peers()
     {
         // Only 3 GPUs (2 peers each, fewer than PeerMinimumGpus 3): no comparison at all.
