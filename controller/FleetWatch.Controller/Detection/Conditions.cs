@@ -47,7 +47,7 @@ public static class ConditionRules
     ];
 
     /// <summary>How many rules there are (the width of a node's condition table).</summary>
-    public static int Count => Names.Length;
+    public const int Count = (int)ConditionRule.IbErrors + 1;
 
     public static string Name(ConditionRule rule) => Names[(int)rule];
 }

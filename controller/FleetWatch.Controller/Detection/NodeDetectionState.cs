@@ -128,21 +128,18 @@ public sealed class NodeDetectionState
     /// Records what one rule found for one GPU (-1: the node) in the evaluation under way. Several observations of one
     /// rule (one per NVLink or port) merge: any True makes it True, else any False makes it False, else Unknown.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal void Observe(int gpu, ConditionRule rule, ConditionStatus status, string? detail = null)
     {
+        // Called several times per NVLink and port on every sample: the common case is one bounds check and a compare.
         var row = gpu + 1;
-        if (row < 0 || row > 64)
+        if ((uint)row >= (uint)_rows)
         {
-            return;
-        }
-
-        if (row >= _rows)
-        {
-            var rows = row + 1;
-            var cells = new ConditionCell[rows * ConditionRules.Count];
-            Array.Copy(_cells, cells, _cells.Length);
-            _cells = cells;
-            _rows = rows;
+            Grow(row);
+            if ((uint)row >= (uint)_rows)
+            {
+                return;
+            }
         }
 
         ref var cell = ref _cells[(row * ConditionRules.Count) + (int)rule];
@@ -151,12 +148,28 @@ public sealed class NodeDetectionState
             cell.Pending = status;
         }
 
-        if (status == ConditionStatus.True && detail is not null)
+        if (detail is not null && status == ConditionStatus.True)
         {
             cell.Detail = detail;
         }
     }
 
+    /// <summary>Widens the table to hold <paramref name="row"/> (GPU index + 1; at most 64 GPUs per node).</summary>
+    private void Grow(int row)
+    {
+        if (row < 0 || row > 64)
+        {
+            return;
+        }
+
+        var rows = row + 1;
+        var cells = new ConditionCell[rows * ConditionRules.Count];
+        Array.Copy(_cells, cells, _cells.Length);
+        _cells = cells;
+        _rows = rows;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal void Observe(int gpu, ConditionRule rule, bool? active, string? detail = null) =>
         Observe(gpu, rule, active switch { null => ConditionStatus.Unknown, true => ConditionStatus.True, false => ConditionStatus.False }, detail);
 

@@ -45,6 +45,15 @@ public sealed class ConditionTests
     }
 
     [Fact]
+    public void Every_condition_rule_has_one_distinct_name()
+    {
+        var names = Enum.GetValues<ConditionRule>().Select(ConditionRules.Name).ToList();
+
+        Assert.Equal(ConditionRules.Count, names.Count);
+        Assert.Equal(names.Count, names.Distinct().Count());
+    }
+
+    [Fact]
     public void A_rule_without_data_is_unknown_not_healthy()
     {
         var state = new NodeDetectionState();
