@@ -1,7 +1,10 @@
 // Ingest benchmark through the real RabbitMQ: a simulated fleet (agent process) → RabbitMQ → controller process.
 // Prints samples/s accepted by the controller, its CPU and RSS, the telemetry queue depth over time, and the
-// latency from an injected Xid 79 to the webhook POST (p50/p99).
+// detection latency per fault class, from the injection to the webhook receiver's POST (p50/p99): Xid-driven (Xid 79,
+// its own lane), counter-driven (ECC DBE counter, NVLink replay counter: the next sample plus the rule's window),
+// state-driven (IB link down) and time-driven (node silent: NodeSilentAfter, 30 s).
 // Usage: dotnet run -c Release --project bench/FleetWatch.Bench.Ingest -- [--nodes 1250] [--seconds 60] [--injections 20]
+// (--injections is per fault class)
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using FleetWatch.Bench;
@@ -72,38 +75,60 @@ using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{cont
 
 Console.WriteLine($"# ingest benchmark: {nodes} nodes x 8 GPUs ({nodes * 8} GPUs) at a 1 s tick, {seconds} s, {Environment.ProcessorCount} cores");
 await Task.Delay(10_000); // warm-up: JIT, queues declared, first ticks
-var injected = new Dictionary<string, DateTime>();
+// Fault classes, injected round-robin on distinct nodes; each class's latencies are reported separately.
+(string Class, Func<string, int, InjectSimulatedFault> Make)[] classes =
+[
+    ("xid 79 (Xid lane)", (n, k) => new InjectSimulatedFault { Node = n, Kind = SimulatedFaultKind.Xid, Gpu = k % 8, Xid = 79 }),
+    ("ecc dbe (counter)", (n, k) => new InjectSimulatedFault { Node = n, Kind = SimulatedFaultKind.EccDbe, Gpu = k % 8 }),
+    ("nvlink replay (counter)", (n, k) => new InjectSimulatedFault { Node = n, Kind = SimulatedFaultKind.NvLinkErrors, Gpu = k % 8, Link = k % 18 }),
+    ("ib link down (state)", (n, k) => new InjectSimulatedFault { Node = n, Kind = SimulatedFaultKind.IbLinkDown, Port = 1 + (k % 8) }),
+    ("node silent (30 s rule)", (n, _) => new InjectSimulatedFault { Node = n, Kind = SimulatedFaultKind.NodeSilent, For = TimeSpan.FromSeconds(90) }),
+];
+var injected = new Dictionary<string, (DateTime At, string Class)>();
 var start = DateTime.UtcNow;
 var (cpu0, _) = BenchProcess.Measure(controller.Id);
 var accepted0 = await Accepted();
 var depths = new List<long>();
 var rss = new List<long>();
-var interval = Math.Max(1, seconds / Math.Max(1, injections));
+var total = injections * classes.Length;
+var perSecond = Math.Max(1, (int)Math.Ceiling(total / (double)Math.Max(1, seconds - 5)));
 for (var s = 1; s <= seconds; s++)
 {
     await Task.Delay(1000);
     depths.Add(await Depth());
     rss.Add(BenchProcess.Measure(controller.Id).RssKb);
-    if (s % interval == 0 && injected.Count < injections)
+    for (var i = 0; i < perSecond && injected.Count < total; i++)
     {
-        var node = $"gpu{(injected.Count * 37) % nodes:D4}";
-        injected[node] = DateTime.UtcNow;
-        await bus.Publish(new InjectSimulatedFault { Node = node, Kind = SimulatedFaultKind.Xid, Gpu = injected.Count % 8, Xid = 79 });
+        var k = injected.Count;
+        var node = $"gpu{(k * 37) % nodes:D4}";
+        var (name, make) = classes[k % classes.Length];
+        injected[node] = (DateTime.UtcNow, name);
+        await bus.Publish(make(node, k));
     }
 }
 
 var elapsed = (DateTime.UtcNow - start).TotalSeconds;
 var (cpu1, _) = BenchProcess.Measure(controller.Id);
 var accepted1 = await Accepted();
-await Task.Delay(3000);
-var latencies = injected.Where(kv => arrivals.ContainsKey(kv.Key)).Select(kv => (arrivals[kv.Key] - kv.Value).TotalMilliseconds).Order().ToList();
+// The node-silent rule needs NodeSilentAfter (30 s) after the last sample: wait for the stragglers, bounded.
+for (var wait = 0; wait < 45 && injected.Keys.Any(n => !arrivals.ContainsKey(n)); wait++)
+{
+    await Task.Delay(1000);
+}
+
 var rate = (accepted1 - accepted0) / elapsed;
 Console.WriteLine($"samples accepted by the controller: {rate:F0}/s (offered {nodes}/s), GPU samples/s: {rate * 8:F0}");
 Console.WriteLine($"controller CPU: {(cpu1 - cpu0) / elapsed * 100:F0} % of one core; RSS max {rss.Max() / 1024} MiB");
 Console.WriteLine($"telemetry queue depth: first {depths.First()}, max {depths.Max()}, last {depths.Last()} (growing: {depths.Last() > depths.First() + nodes})");
-Console.WriteLine(latencies.Count == 0
-    ? $"Xid 79 → webhook: no alert arrived for {injected.Count} injections"
-    : $"Xid 79 → webhook POST over {latencies.Count}/{injected.Count} injections: p50 {Pct(latencies, 50):F0} ms, p99 {Pct(latencies, 99):F0} ms, max {latencies.Max():F0} ms");
+Console.WriteLine("detection latency, injection → webhook POST, per fault class:");
+foreach (var (name, _) in classes)
+{
+    var mine = injected.Where(kv => kv.Value.Class == name).ToList();
+    var latencies = mine.Where(kv => arrivals.ContainsKey(kv.Key)).Select(kv => (arrivals[kv.Key] - kv.Value.At).TotalMilliseconds).Order().ToList();
+    Console.WriteLine(latencies.Count == 0
+        ? $"  {name,-24} no alert arrived for {mine.Count} injections"
+        : $"  {name,-24} {latencies.Count}/{mine.Count} arrived: p50 {Pct(latencies, 50):F0} ms, p99 {Pct(latencies, 99):F0} ms, max {latencies.Max():F0} ms");
+}
 await bus.StopAsync();
 agent.Kill(true);
 controller.Kill(true);

@@ -76,6 +76,12 @@ public sealed record GpuSample
 
     /// <summary>NVML GPU recovery action (0 none, 1 GPU reset, 2 node reboot, 3 drain P2P, 4 drain and reset).</summary>
     public int? RecoveryAction { get; init; }
+
+    /// <summary>
+    /// Cumulative nanoseconds of thermal slowdown (NVML field values 269 SW + 270 HW thermal slowdown, the successors of
+    /// the deprecated nvmlDeviceGetViolationStatus); null when neither is supported.
+    /// </summary>
+    public long? ThermalViolationNs { get; init; }
 }
 
 /// <summary>Cumulative NVLink counters of one link of one GPU.</summary>

@@ -56,6 +56,8 @@ public static class ControllerServiceCollectionExtensions
         services.AddSingleton<FleetMetrics>();
         services.AddSingleton<IncidentManager>();
         services.AddSingleton<IncidentNotifier>();
+        services.AddSingleton<XidTracker>();
+        services.TryAddSingleton<IGpuJobResolver, NoGpuJobResolver>();
         services.AddSingleton<DetectionEngine>();
         services.AddSingleton<DetectionPipeline>();
         return services;
@@ -117,6 +119,16 @@ public static class ControllerServiceCollectionExtensions
         if (o.HwSlowdownHighAfter < o.HwSlowdownSustained)
         {
             yield return ($"{S}:HwSlowdownHighAfter", o.HwSlowdownHighAfter, $"must not be shorter than HwSlowdownSustained ({o.HwSlowdownSustained})");
+        }
+
+        if (o.PowerMinW >= o.PowerMaxW)
+        {
+            yield return ($"{S}:PowerMinW", o.PowerMinW, $"must be below PowerMaxW ({o.PowerMaxW})");
+        }
+
+        if (o.XidDedupWindow >= o.EventHold)
+        {
+            yield return ($"{S}:XidDedupWindow", o.XidDedupWindow, $"must be shorter than EventHold ({o.EventHold})");
         }
 
         var counters = o.EffectiveIbErrorCounters;

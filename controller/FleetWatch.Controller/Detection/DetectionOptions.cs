@@ -129,4 +129,119 @@ public sealed class DetectionOptions
     /// <summary>Rule 38 says "sustained": the rate must stay at or above the threshold this long (heuristic).</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan IbErrorsSustained { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Rule 13: uncorrectable remapped rows at or above this are a warning (DCGM DcgmGPUHardwareLimits.h, 512).</summary>
+    [Range(1, 1_000_000)]
+    public int UncorrectableRemappedRowsLimit { get; set; } = 512;
+
+    /// <summary>
+    /// A GPU at or above this utilisation is "busy": PCIe links train down and clocks drop when a GPU idles, so rules 24
+    /// and 28 (peers) judge only busy GPUs (rule 24 says "while busy"; the 50 % line is a heuristic).
+    /// </summary>
+    [Range(1, 100)]
+    public int BusyUtilizationPct { get; set; } = 50;
+
+    /// <summary>Rule 24: a busy GPU's PCIe link below its maximum generation or width for this long is downtrained (NVSentinel#890; heuristic duration).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan PcieDowntrainedSustained { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Rule 26: share of the window the GPU spent in thermal slowdown (NVML field values 269 + 270, cumulative ns) above
+    /// which it warns. DCGM warns on any nanosecond and users call it a false positive (DCGM#270); the catalogue prefers 5 %.
+    /// </summary>
+    [Range(0.0001, 1)]
+    public double ThermalViolationFraction { get; set; } = 0.05;
+
+    /// <summary>
+    /// Rule 28: lowest plausible power reading of a GPU that is not lost. NVIDIA's Health Validation band is 65–1500 W
+    /// for GB200, but an idle A100 draws about 50 W, so the lower edge here only catches a dead sensor (heuristic).
+    /// </summary>
+    [Range(0, 10_000)]
+    public double PowerMinW { get; set; } = 10;
+
+    /// <summary>Rule 28: highest plausible power reading (NVIDIA Health Validation GB200 band: 1500 W).</summary>
+    [Range(1, 10_000)]
+    public double PowerMaxW { get; set; } = 1500;
+
+    /// <summary>Rule 28 peers: the fewest other busy GPUs on the node needed before a GPU is compared with them.</summary>
+    [Range(1, 64)]
+    public int PeerMinimumGpus { get; set; } = 3;
+
+    /// <summary>
+    /// Rule 28 peers: a busy GPU drawing less than this share of its busy node peers' median power is anomalous (the
+    /// "util 100 % but power very low" signature, NVIDIA/nccl#968; 0.5 is a heuristic far outside normal spread).
+    /// </summary>
+    [Range(0.01, 1)]
+    public double PeerPowerFraction { get; set; } = 0.5;
+
+    /// <summary>
+    /// Rule 28 peers: a busy GPU whose SM clock is below this share of its busy peers' median, with no HW slowdown,
+    /// thermal or power-brake bit to explain it (rule 25 reports those), is silently slow (NVSentinel#890; NVRx uses a
+    /// 0.7 relative-performance threshold for stragglers).
+    /// </summary>
+    [Range(0.01, 1)]
+    public double PeerClockFraction { get; set; } = 0.75;
+
+    /// <summary>Rule 28 peers: how long a GPU must stay below its peers before it is reported (heuristic, as rule 25's 60 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan PeerSustained { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Rule 30: GPUs every node must report (inventory). Null: each node's inventory is the GPU indexes it has
+    /// reported since the controller started, so a GPU that drops out of the list is missing.
+    /// </summary>
+    [Range(1, 64)]
+    public int? ExpectedGpusPerNode { get; set; }
+
+    /// <summary>
+    /// Rule 36: the rate every active InfiniBand port must run at, in Gb/s. Null: the fastest active port of the same
+    /// node is the reference (peer comparison), so a port that trained down to a lower rate stands out.
+    /// </summary>
+    [Range(1, 10_000)]
+    public double? IbExpectedRateGbps { get; set; }
+
+    /// <summary>Rule 37: window over which link_downed increases count as flaps.</summary>
+    [Range(typeof(TimeSpan), "00:00:10", "1.00:00:00")]
+    public TimeSpan IbFlapWindow { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Rule 37: flaps within the window that make the port critical. One flap is a warning; repeated flaps break every
+    /// NCCL job on the port (Health Validation rdma_linkflap_fatal; Fire-Flyer "flash cut"; the count is a heuristic).
+    /// </summary>
+    [Range(1, 1000)]
+    public int IbFlapCriticalCount { get; set; } = 3;
+
+    /// <summary>Rule 4: contained memory errors (Xid 94) on one GPU within <see cref="Xid94Window"/> that escalate to high (catalogue heuristic: 3).</summary>
+    [Range(1, 1000)]
+    public int Xid94EscalationCount { get; set; } = 3;
+
+    /// <summary>Rule 4: the escalation window (catalogue: 24 h).</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
+    public TimeSpan Xid94Window { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// The same Xid on the same GPU from the NVML event path and the kernel log within this window is one occurrence
+    /// seen twice (research section 6.1: dedup by (uuid, xid, window)). Both paths fire within milliseconds of each other.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan XidDedupWindow { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// During an Xid flood (NVSentinel#1120: 800,000 Xid 95 lines) the finding's text, with its counts, is rebuilt at
+    /// most this often; every occurrence is still counted.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan XidFloodRefresh { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Rule 39: an app-class Xid (13, 31, 32, 43, 45, 68, 69) on one GPU under this many distinct jobs within
+    /// <see cref="AppXidWindow"/> is promoted to high + diag r3 (NVIDIA WORKFLOW_XID_13/31: the same GPU repeating across jobs
+    /// is hardware; the catalogue says 2 jobs in 24 h).
+    /// </summary>
+    [Range(2, 100)]
+    public int AppXidDistinctJobs { get; set; } = 2;
+
+    /// <summary>Rule 39: the promotion window (catalogue: 24 h).</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
+    public TimeSpan AppXidWindow { get; set; } = TimeSpan.FromHours(24);
 }

@@ -17,6 +17,19 @@ public enum Signal
     NvLinkCrc,
     IbDown,
     IbErrors,
+    RemappedRows,
+    PcieDowntrained,
+    ThermalViolation,
+    RecoveryAction,
+    PowerUnreadable,
+    PowerBand,
+    PowerPeers,
+    ClockPeers,
+    GpuMissing,
+    GpuSource,
+    IbRate,
+    IbFlap,
+    EccDbe,
 }
 
 /// <summary>
@@ -39,6 +52,10 @@ public sealed class NodeDetectionState
     private readonly Dictionary<SignalKey, RateWindow> _windows = [];
     private readonly Dictionary<SignalKey, DateTimeOffset> _since = [];
     private readonly HashSet<SignalKey> _active = [];
+    private readonly HashSet<SignalKey> _seen = [];
+    private readonly Dictionary<SignalKey, DateTimeOffset> _lastEvent = [];
+    private ConditionCell[] _cells = [];
+    private int _rows;
 
     /// <summary>Time of the first sample evaluated with this state: rates are averaged over no more than the time observed.</summary>
     public DateTimeOffset? ObservedSince { get; private set; }
@@ -52,9 +69,159 @@ public sealed class NodeDetectionState
     /// <summary>Conditions currently reported active.</summary>
     public int ActiveCount => _active.Count;
 
-    internal void Begin(DateTimeOffset time) => ObservedSince ??= time;
+    /// <summary>GPU indexes this node has reported since the controller started (rule 30 learns the inventory from them).</summary>
+    public ulong KnownGpus { get; internal set; }
 
-    internal void End() => Initialized = true;
+    /// <summary>Since when the node reports without a gap of NodeUnknownAfter (its node_silent condition is False since then).</summary>
+    public DateTimeOffset? ReportingSince { get; private set; }
+
+    /// <summary>Time of the newest sample evaluated (the conditions' "as of").</summary>
+    public DateTimeOffset? LastEvaluated { get; private set; }
+
+    internal void Begin(DateTimeOffset time, TimeSpan unknownAfter)
+    {
+        ObservedSince ??= time;
+        if (LastEvaluated is not { } last || time - last >= unknownAfter)
+        {
+            ReportingSince = time;
+        }
+
+        for (var i = 0; i < _cells.Length; i++)
+        {
+            _cells[i].Pending = ConditionStatus.Unknown;
+        }
+    }
+
+    /// <summary>Commits this evaluation's condition statuses with their transition times; reports each fall into Unknown.</summary>
+    internal void End(string node, DateTimeOffset time, List<Finding> output)
+    {
+        for (var i = 0; i < _cells.Length; i++)
+        {
+            ref var cell = ref _cells[i];
+            if (cell.Pending == cell.Current && cell.Evaluated)
+            {
+                continue;
+            }
+
+            if (cell.Pending == ConditionStatus.Unknown && cell.Evaluated && cell.Current != ConditionStatus.Unknown)
+            {
+                // A rule that had data and lost it is Unknown: its own (info) finding, never read as healthy.
+                var (gpu, rule) = (i / ConditionRules.Count - 1, (ConditionRule)(i % ConditionRules.Count));
+                output.Add(new Finding(node, gpu < 0 ? null : gpu, $"no_data:{ConditionRules.Name(rule)}", FindingKind.Event, true, Contracts.Severity.Info,
+                    "no_data", "check_agent", $"{ConditionRules.Name(rule)}: no data since {time:O} (was {cell.Current})", time));
+            }
+
+            if (cell.Pending != cell.Current || !cell.Evaluated)
+            {
+                cell.Since = time;
+            }
+
+            cell.Current = cell.Pending;
+            cell.Evaluated = true;
+        }
+
+        LastEvaluated = time;
+        Initialized = true;
+    }
+
+    /// <summary>
+    /// Records what one rule found for one GPU (-1: the node) in the evaluation under way. Several observations of one
+    /// rule (one per NVLink or port) merge: any True makes it True, else any False makes it False, else Unknown.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal void Observe(int gpu, ConditionRule rule, ConditionStatus status, string? detail = null)
+    {
+        // Called several times per NVLink and port on every sample: the common case is one bounds check and a compare.
+        var row = gpu + 1;
+        if ((uint)row >= (uint)_rows)
+        {
+            Grow(row);
+            if ((uint)row >= (uint)_rows)
+            {
+                return;
+            }
+        }
+
+        ref var cell = ref _cells[(row * ConditionRules.Count) + (int)rule];
+        if (status > cell.Pending)
+        {
+            cell.Pending = status;
+        }
+
+        if (detail is not null && status == ConditionStatus.True)
+        {
+            cell.Detail = detail;
+        }
+    }
+
+    /// <summary>Widens the table to hold <paramref name="row"/> (GPU index + 1; at most 64 GPUs per node).</summary>
+    private void Grow(int row)
+    {
+        if (row < 0 || row > 64)
+        {
+            return;
+        }
+
+        var rows = row + 1;
+        var cells = new ConditionCell[rows * ConditionRules.Count];
+        Array.Copy(_cells, cells, _cells.Length);
+        _cells = cells;
+        _rows = rows;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal void Observe(int gpu, ConditionRule rule, bool? active, string? detail = null) =>
+        Observe(gpu, rule, active switch { null => ConditionStatus.Unknown, true => ConditionStatus.True, false => ConditionStatus.False }, detail);
+
+    /// <summary>The conditions as of the last evaluation: every (GPU, rule) the node has ever evaluated, with its transition time.</summary>
+    public IReadOnlyList<DetectionCondition> Conditions(string node)
+    {
+        var result = new List<DetectionCondition>(_cells.Length);
+        for (var i = 0; i < _cells.Length; i++)
+        {
+            var cell = _cells[i];
+            if (!cell.Evaluated)
+            {
+                continue;
+            }
+
+            var gpu = (i / ConditionRules.Count) - 1;
+            var rule = (ConditionRule)(i % ConditionRules.Count);
+            result.Add(new DetectionCondition(node, gpu < 0 ? null : gpu, ConditionRules.Name(rule), cell.Current, cell.Since,
+                cell.Current == ConditionStatus.True ? cell.Detail : null));
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// For an event rule (a counter that rose): true while the last event is younger than <paramref name="hold"/>, so the
+    /// condition reads True as long as the incident manager holds the event finding, then False (not sticky).
+    /// </summary>
+    internal bool Recent(SignalKey key, bool happened, DateTimeOffset time, TimeSpan hold)
+    {
+        if (happened)
+        {
+            _lastEvent[key] = time;
+            return true;
+        }
+
+        if (_lastEvent.Count == 0 || !_lastEvent.TryGetValue(key, out var last))
+        {
+            return false;
+        }
+
+        if (time - last < hold)
+        {
+            return true;
+        }
+
+        _lastEvent.Remove(key);
+        return false;
+    }
+
+    /// <summary>Remembers that a signal was readable once (rule 28: power that was readable and no longer is).</summary>
+    internal bool Seen(SignalKey key, bool readable) => readable ? _seen.Add(key) || true : _seen.Contains(key);
 
     /// <summary>
     /// Records a condition's status; true when a finding must be emitted: always while active (it refreshes the

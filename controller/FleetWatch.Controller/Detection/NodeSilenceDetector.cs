@@ -3,6 +3,7 @@ using FleetWatch.Contracts;
 namespace FleetWatch.Controller.Detection;
 
 /// <summary>Condition status in the Kubernetes sense: no data is Unknown, never healthy.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<ConditionStatus>))]
 public enum ConditionStatus
 {
     Unknown,

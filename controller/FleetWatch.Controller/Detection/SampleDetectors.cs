@@ -10,7 +10,7 @@ namespace FleetWatch.Controller.Detection;
 /// value is "not supported / not readable": the rule reports nothing (Unknown), never a fault and never healthy.
 /// Conditions are reported active on every sample while they hold and clear once, on the transition.
 /// </summary>
-public static class SampleDetectors
+public static partial class SampleDetectors
 {
     // research/gpu-health-anchors.md section 1.6 (nvml.h clock-event reasons).
     private const ulong ClockEventGpuIdle = 0x1;
@@ -28,16 +28,18 @@ public static class SampleDetectors
     /// <summary>Evaluates one sample; <paramref name="state"/> is the node's detector memory, updated in place.</summary>
     public static void Evaluate(NodeSample? previous, NodeSample current, NodeDetectionState state, DetectionOptions options, List<Finding> output)
     {
-        state.Begin(current.Time);
-        var context = new Context(current.Node, current.Time, previous?.Time, state, options, output);
+        state.Begin(current.Time, options.NodeUnknownAfter);
+        var context = new Context(current, previous?.Time, state, options, output);
         foreach (var gpu in current.Gpus)
         {
             EvaluateGpu(context, Find(previous, gpu.Index, gpu.Uuid), gpu);
         }
 
+        EvaluateNode(context, current);
+        EvaluatePeers(context, current);
         EvaluateNvLinks(context, previous, current);
         EvaluateIbPorts(context, previous, current);
-        state.End();
+        state.End(current.Node, current.Time, output);
     }
 
     private static void EvaluateGpu(in Context c, GpuSample? before, GpuSample gpu)
@@ -45,6 +47,7 @@ public static class SampleDetectors
         var g = gpu.Index;
 
         // Rule 1: NVML GPU_IS_LOST is the fallen-off-the-bus signal even when no Xid line was seen.
+        c.State.Observe(g, ConditionRule.GpuLost, gpu.Lost);
         if (c.State.Report(new SignalKey(Signal.GpuLost, g), gpu.Lost))
         {
             c.Add(g, "gpu_lost", gpu.Lost, Severity.Critical, "gpu_fell_off_bus", "restart_node", $"NVML reports GPU {g} ({gpu.Uuid}) lost");
@@ -55,35 +58,47 @@ public static class SampleDetectors
             return; // nothing else is readable: every other signal of this GPU is Unknown and keeps its state
         }
 
-        // Rule 2: any increase of the volatile uncorrected (double-bit) ECC counter.
-        if (Increase(before?.EccUncorrectedVolatile, gpu.EccUncorrectedVolatile) is > 0 and var dbe)
+        // Rule 2: any increase of the volatile uncorrected (double-bit) ECC counter. An event: the condition reads True
+        // while the incident manager holds the event finding (EventHold), then False.
+        var dbeIncrease = Increase(before?.EccUncorrectedVolatile, gpu.EccUncorrectedVolatile);
+        c.State.Observe(g, ConditionRule.EccDoubleBit,
+            dbeIncrease is null ? null : c.State.Recent(new SignalKey(Signal.EccDbe, g), dbeIncrease > 0, c.Time, c.Options.EventHold));
+        if (dbeIncrease is > 0 and var dbe)
         {
             c.Output.Add(new Finding(c.Node, g, "ecc_dbe", FindingKind.Event, true, Severity.Critical, "ecc_double_bit", "drain_and_reset_gpu",
                 $"double-bit ECC errors +{dbe} (volatile total {gpu.EccUncorrectedVolatile})", c.Time));
         }
 
         // Rule 11: row-remap failure.
+        c.State.Observe(g, ConditionRule.RowRemapFailure, gpu.RemapFailure);
         if (gpu.RemapFailure is { } failure && c.State.Report(new SignalKey(Signal.RemapFailure, g), failure))
         {
             c.Add(g, "row_remap_failure", failure, Severity.Critical, "row_remap_failure", "reset_gpu", "row remapping failed (NVML remapped rows failureOccurred)");
         }
 
         // Rule 12: a remap is pending; it takes effect at the next GPU reset, which also clears the flag (not sticky).
+        c.State.Observe(g, ConditionRule.RowRemapPending, gpu.RemapPending);
         if (gpu.RemapPending is { } pending && c.State.Report(new SignalKey(Signal.RemapPending, g), pending))
         {
             c.Add(g, "row_remap_pending", pending, Severity.Warning, "row_remap_pending", "reset_gpu_at_next_drain", "row remap pending: reset the GPU at the next drain window");
         }
 
+        EvaluateRemappedRows(c, gpu);
         EvaluateRetiredPages(c, gpu);
         EvaluateTemperature(c, gpu);
         EvaluateSlowdown(c, gpu);
+        EvaluateThermalViolation(c, before, gpu);
+        EvaluateRecoveryAction(c, gpu);
+        EvaluatePower(c, gpu);
 
         // Rule 17: SBE storm, as a rate of the volatile corrected-ECC counter.
         var sbeKey = new SignalKey(Signal.SbeRate, g);
+        c.State.Observe(g, ConditionRule.EccSbeRate, gpu.EccCorrectedVolatile is null ? null : false);
         if (Track(c, sbeKey, before?.EccCorrectedVolatile, gpu.EccCorrectedVolatile, saturated: false) is { } sbe)
         {
             var rate = sbe.PerSecond(c.Time, c.ObservedSince, c.Options.RateMinimumSpan);
             var storm = rate >= c.Options.SbeStormPerSecond;
+            c.State.Observe(g, ConditionRule.EccSbeRate, storm);
             if (c.State.Report(sbeKey, storm))
             {
                 c.Add(g, "ecc_sbe_rate", storm, Severity.Warning, "ecc_sbe_storm", "trend", $"single-bit ECC errors at {rate:F1}/s over {Seconds(sbe)} (storm at {c.Options.SbeStormPerSecond}/s)");
@@ -93,6 +108,7 @@ public static class SampleDetectors
         }
 
         EvaluatePcie(c, before, gpu);
+        EvaluatePcieWidth(c, gpu);
     }
 
     private static void EvaluateRetiredPages(in Context c, GpuSample gpu)
@@ -100,10 +116,12 @@ public static class SampleDetectors
         var g = gpu.Index;
 
         // Rule 15: SBE + DBE retired pages at the DCGM limit (pre-Ampere page retirement).
+        c.State.Observe(g, ConditionRule.RetiredPages, gpu.RetiredPagesSbe is null && gpu.RetiredPagesDbe is null ? null : false);
         if (gpu.RetiredPagesSbe is not null || gpu.RetiredPagesDbe is not null)
         {
             var pages = (gpu.RetiredPagesSbe ?? 0) + (gpu.RetiredPagesDbe ?? 0);
             var over = pages >= c.Options.RetiredPagesLimit;
+            c.State.Observe(g, ConditionRule.RetiredPages, over);
             if (c.State.Report(new SignalKey(Signal.RetiredPages, g), over))
             {
                 c.Add(g, "retired_pages", over, Severity.Critical, "retired_pages_limit", "isolate_gpu",
@@ -112,6 +130,7 @@ public static class SampleDetectors
         }
 
         // Rule 16: a page retirement waits for the next driver reload.
+        c.State.Observe(g, ConditionRule.RetiredPagesPending, gpu.RetiredPagesPending);
         if (gpu.RetiredPagesPending is { } pending && c.State.Report(new SignalKey(Signal.RetiredPagesPending, g), pending))
         {
             c.Add(g, "retired_pages_pending", pending, Severity.Warning, "retired_pages_pending", "reset_gpu_at_next_drain", "page retirement pending: reset the GPU at the next drain window");
@@ -128,6 +147,7 @@ public static class SampleDetectors
 
         var slowdown = gpu.SlowdownTemperatureC ?? c.Options.DefaultSlowdownTemperatureC;
         var hot = temperature >= slowdown;
+        c.State.Observe(gpu.Index, ConditionRule.OverTemperature, hot);
         if (c.State.Report(new SignalKey(Signal.OverTemperature, gpu.Index), hot))
         {
             var critical = gpu.ShutdownTemperatureC is { } shutdown && temperature >= shutdown - c.Options.CriticalMarginBelowShutdownC;
@@ -152,6 +172,7 @@ public static class SampleDetectors
         var interval = c.PreviousTime is { } previous && previous < c.Time ? c.Time - previous : TimeSpan.Zero;
         var lasted = since is { } s ? c.Time - s + interval : TimeSpan.Zero;
         var sustained = since is not null && lasted >= c.Options.HwSlowdownSustained;
+        c.State.Observe(gpu.Index, ConditionRule.HwSlowdown, sustained);
         if (c.State.Report(key, sustained))
         {
             var severity = lasted >= c.Options.HwSlowdownHighAfter ? Severity.High : Severity.Warning;
@@ -164,6 +185,7 @@ public static class SampleDetectors
     {
         // Rule 23: replays over the window above ceil(perLane(gen) × lanes) per minute (DCGM MonitorPcie).
         var key = new SignalKey(Signal.PcieReplay, gpu.Index);
+        c.State.Observe(gpu.Index, ConditionRule.PcieReplay, gpu.PcieReplayCounter is null ? null : false);
         if (Track(c, key, before?.PcieReplayCounter, gpu.PcieReplayCounter, saturated: false) is not { } window)
         {
             return;
@@ -175,6 +197,7 @@ public static class SampleDetectors
         var replays = window.Sum(c.Time);
         var limit = limitPerMinute * window.Window.TotalMinutes;
         var storm = replays > limit;
+        c.State.Observe(gpu.Index, ConditionRule.PcieReplay, storm);
         if (c.State.Report(key, storm))
         {
             c.Add(gpu.Index, "pcie_replay", storm, Severity.Warning, "pcie_replay_rate", "diagnose_pcie",
@@ -197,6 +220,7 @@ public static class SampleDetectors
             if (link.Up is { } up)
             {
                 var down = !up && !GpuLost(current, link.GpuIndex);
+                c.State.Observe(link.GpuIndex, ConditionRule.NvLinkDown, down);
                 if (c.State.Report(new SignalKey(Signal.NvLinkDown, link.GpuIndex, link.Link), down))
                 {
                     c.Add(link.GpuIndex, $"nvlink_down:{link.Link}", down, Severity.Critical, "nvlink_down", "drain_and_reset_gpu",
@@ -213,12 +237,14 @@ public static class SampleDetectors
             var replayKey = new SignalKey(Signal.NvLinkReplay, link.GpuIndex, link.Link);
             var replay = Track(c, replayKey, old?.ReplayErrors, link.ReplayErrors, saturated: false);
             var recovery = Track(c, replayKey with { Counter = "recovery" }, old?.RecoveryErrors, link.RecoveryErrors, saturated: false);
+            c.State.Observe(link.GpuIndex, ConditionRule.NvLinkErrors, link.ReplayErrors is null && link.RecoveryErrors is null ? null : false);
             if (replay is not null || recovery is not null)
             {
                 var replays = replay?.Sum(c.Time) ?? 0;
                 var recoveries = recovery?.Sum(c.Time) ?? 0;
                 var minutes = (replay ?? recovery)!.Window.TotalMinutes;
                 var failing = replays + recoveries >= c.Options.NvLinkReplayPerMinute * minutes;
+                c.State.Observe(link.GpuIndex, ConditionRule.NvLinkErrors, failing);
                 if (c.State.Report(replayKey, failing))
                 {
                     c.Add(link.GpuIndex, $"nvlink_replay:{link.Link}", failing, Severity.High, "nvlink_errors", "drain_at_checkpoint",
@@ -233,11 +259,13 @@ public static class SampleDetectors
             var crcKey = new SignalKey(Signal.NvLinkCrc, link.GpuIndex, link.Link);
             var flit = Track(c, crcKey, old?.CrcFlitErrors, link.CrcFlitErrors, saturated: false);
             var data = Track(c, crcKey with { Counter = "data" }, old?.CrcDataErrors, link.CrcDataErrors, saturated: false);
+            c.State.Observe(link.GpuIndex, ConditionRule.NvLinkCrc, link.CrcFlitErrors is null && link.CrcDataErrors is null ? null : false);
             if (flit is not null || data is not null)
             {
                 var rate = (flit?.PerSecond(c.Time, c.ObservedSince, c.Options.RateMinimumSpan) ?? 0)
                     + (data?.PerSecond(c.Time, c.ObservedSince, c.Options.RateMinimumSpan) ?? 0);
                 var failing = rate >= c.Options.NvLinkCrcWarningPerSecond;
+                c.State.Observe(link.GpuIndex, ConditionRule.NvLinkCrc, failing);
                 if (c.State.Report(crcKey, failing))
                 {
                     var severity = rate >= c.Options.NvLinkCrcHighPerSecond ? Severity.High : Severity.Warning;
@@ -253,12 +281,15 @@ public static class SampleDetectors
 
     private static void EvaluateIbPorts(in Context c, NodeSample? previous, NodeSample current)
     {
+        // Rule 36's reference rate: the configured one, else the node's fastest active port (computed once per sample).
+        var expectedRate = current.IbPorts.Count == 0 ? 0 : c.Options.IbExpectedRateGbps ?? FastestActivePort(current);
         foreach (var port in current.IbPorts)
         {
             // Rule 36: state other than ACTIVE (sysfs-class-infiniband "4: ACTIVE"). No state read is Unknown.
             if (port.State is not null)
             {
                 var down = !port.State.Contains("ACTIVE", StringComparison.OrdinalIgnoreCase);
+                c.State.Observe(-1, ConditionRule.IbDown, down);
                 if (c.State.Report(new SignalKey(Signal.IbDown, -1, port.Port, port.Device), down))
                 {
                     c.Output.Add(new Finding(c.Node, null, $"ib_down:{port.Device}/{port.Port}", FindingKind.Condition, down, Severity.Critical,
@@ -266,12 +297,14 @@ public static class SampleDetectors
                 }
             }
 
+            EvaluateIbRate(c, expectedRate, port);
             if (port.Counters.Count == 0)
             {
                 continue;
             }
 
             var old = FindPort(previous, port);
+            EvaluateIbFlap(c, old, port);
             foreach (var counter in c.Options.EffectiveIbErrorCounters)
             {
                 EvaluateIbCounter(c, old, port, counter);
@@ -290,6 +323,7 @@ public static class SampleDetectors
         }
 
         var key = new SignalKey(Signal.IbErrors, -1, port.Port, port.Device, counter);
+        c.State.Observe(-1, ConditionRule.IbErrors, false);
         long? before = old is not null && old.Counters.TryGetValue(counter, out var b) ? b : null;
         var saturated = port.SaturatedCounters.Contains(counter);
         if (Track(c, key, before, value, saturated) is not { } window)
@@ -306,6 +340,7 @@ public static class SampleDetectors
         var rate = window.PerSecond(c.Time, c.ObservedSince, c.Options.RateMinimumSpan);
         var sustained = (window.AboveSince is { } since && c.Time - since >= c.Options.IbErrorsSustained)
             || (c.State.IsActive(key) && (saturated || rate >= c.Options.IbErrorsPerSecond));
+        c.State.Observe(-1, ConditionRule.IbErrors, sustained);
         if (c.State.Report(key, sustained))
         {
             c.Output.Add(new Finding(c.Node, null, $"ib_errors:{port.Device}/{port.Port}:{counter}", FindingKind.Condition, sustained, Severity.Warning,
@@ -398,8 +433,15 @@ public static class SampleDetectors
     }
 
     /// <summary>What every rule of one evaluation needs; a struct so evaluating allocates only the findings.</summary>
-    private readonly record struct Context(string Node, DateTimeOffset Time, DateTimeOffset? PreviousTime, NodeDetectionState State, DetectionOptions Options, List<Finding> Output)
+    private readonly record struct Context(NodeSample Current, DateTimeOffset? PreviousTime, NodeDetectionState State, DetectionOptions Options, List<Finding> Output)
     {
+        public string Node => Current.Node;
+
+        public DateTimeOffset Time => Current.Time;
+
+        /// <summary>How long the current sample stands for: the interval since the previous one (zero for the first).</summary>
+        public TimeSpan Interval => PreviousTime is { } previous && previous < Time ? Time - previous : TimeSpan.Zero;
+
         public DateTimeOffset ObservedSince => State.ObservedSince ?? Time;
 
         public void Add(int gpu, string rule, bool active, Severity severity, string category, string action, string message) =>

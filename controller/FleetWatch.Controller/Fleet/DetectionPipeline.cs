@@ -47,6 +47,9 @@ public sealed class DetectionPipeline(
     /// <summary>Time-driven rules: silent nodes, expiry of event findings, resolution after the hold.</summary>
     public Task SweepAsync(CancellationToken ct) => NotifyAsync(engine.Sweep(time.GetUtcNow()), ct);
 
+    /// <summary>The node's conditions now (see <see cref="DetectionEngine.Conditions"/>); null for a node never seen.</summary>
+    public IReadOnlyList<Detection.DetectionCondition>? Conditions(string node) => engine.Conditions(node, time.GetUtcNow());
+
     private Task NotifyAsync(IReadOnlyList<IncidentChange> changes, CancellationToken ct) =>
         changes.Count > 0 ? notifier.NotifyAsync(changes, ct) : Task.CompletedTask;
 

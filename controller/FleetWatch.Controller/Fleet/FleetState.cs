@@ -77,6 +77,23 @@ public sealed class FleetState
 
     public NodeSample? Latest(string node) => _nodes.TryGetValue(node, out var e) ? e.Last : null;
 
+    /// <summary>The detector memory and last arrival of a node this state knows; false for a node never seen.</summary>
+    public bool TryGetNode(string node, out NodeDetectionState detection, out DateTimeOffset? lastSeen)
+    {
+        if (_nodes.TryGetValue(node, out var entry))
+        {
+            lock (entry)
+            {
+                (detection, lastSeen) = (entry.Detection, entry.Last is null ? null : entry.LastSeen);
+            }
+
+            return true;
+        }
+
+        (detection, lastSeen) = (null!, null);
+        return false;
+    }
+
     private sealed class NodeEntry
     {
         // Recent sequence numbers of the current run: catches a redelivered older sample after a newer one.

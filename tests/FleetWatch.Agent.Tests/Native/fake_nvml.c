@@ -81,6 +81,7 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_
         switch (values[i].fieldId) {
         case 82: values[i].nvmlReturn = OK; values[i].value = 45 + DEV(d); break;       /* MEMORY_TEMP */
         case 230: values[i].nvmlReturn = OK; values[i].value = (unsigned long long)g_recovery; break; /* GPU_RECOVERY_ACTION */
+        case 270: values[i].valueType = 3; values[i].nvmlReturn = OK; values[i].value = 5000000000ULL + DEV(d); break; /* HW_THERM_SLOWDOWN ns (269 SW: NOT_SUPPORTED) */
         default: values[i].nvmlReturn = NOT_SUPPORTED; break;
         }
     }

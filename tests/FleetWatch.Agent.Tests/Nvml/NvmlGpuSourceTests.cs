@@ -27,6 +27,7 @@ public sealed class NvmlGpuSourceTests
         Assert.Equal(42, gpu.TemperatureC); // from nvmlDeviceGetTemperatureV (the deprecated call would say 142)
         Assert.Equal(47, gpu.MemoryTemperatureC); // field value 82
         Assert.Equal(0, gpu.RecoveryAction); // field value 230
+        Assert.Equal(5_000_000_002L, gpu.ThermalViolationNs); // field 270 (unsigned long long ns); 269 is NOT_SUPPORTED and left out
         Assert.Equal((90, 92), (gpu.SlowdownTemperatureC, gpu.ShutdownTemperatureC));
         Assert.Equal(602.0, gpu.PowerW); // milliwatts → watts
         Assert.Equal(700.0, gpu.PowerLimitW);

@@ -180,12 +180,16 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
         var width = U(NvmlNative.DeviceGetCurrPcieLinkWidth(device, out var w), w);
         var maxGen = U(NvmlNative.DeviceGetMaxPcieLinkGeneration(device, out var mg), mg);
         var maxWidth = U(NvmlNative.DeviceGetMaxPcieLinkWidth(device, out var mw), mw);
-        // Field values for what the old calls do not cover (memory temperature, recovery action); check every entry.
+        // Field values for what the old calls do not cover (memory temperature, recovery action, thermal slowdown
+        // time); check every entry. The thermal fields ride in the same call, so rule 26 costs no extra NVML round trip.
         int? memoryTemp = null, recoveryAction = null;
-        var fields = stackalloc NvmlFieldValue[2];
+        long? thermalNs = null;
+        var fields = stackalloc NvmlFieldValue[4];
         fields[0].FieldId = NvmlNative.FieldMemoryTemp;
         fields[1].FieldId = NvmlNative.FieldGpuRecoveryAction;
-        if (Check(NvmlNative.DeviceGetFieldValues(device, 2, fields), ref lost))
+        fields[2].FieldId = NvmlNative.FieldSwThermalSlowdownNs;
+        fields[3].FieldId = NvmlNative.FieldHwThermalSlowdownNs;
+        if (Check(NvmlNative.DeviceGetFieldValues(device, 4, fields), ref lost))
         {
             if (Check(fields[0].Return, ref lost))
             {
@@ -195,6 +199,14 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
             if (Check(fields[1].Return, ref lost))
             {
                 recoveryAction = (int)fields[1].AsDouble();
+            }
+
+            for (var f = 2; f < 4; f++)
+            {
+                if (Check(fields[f].Return, ref lost))
+                {
+                    thermalNs = (thermalNs ?? 0) + fields[f].AsInt64();
+                }
             }
         }
 
@@ -237,6 +249,7 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
             TemperatureC = temperature,
             MemoryTemperatureC = memoryTemp,
             RecoveryAction = recoveryAction,
+            ThermalViolationNs = thermalNs,
             SlowdownTemperatureC = slowdown,
             ShutdownTemperatureC = shutdown,
             PowerW = powerMw / 1000.0, // NVML reports milliwatts

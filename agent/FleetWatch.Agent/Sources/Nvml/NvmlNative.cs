@@ -81,6 +81,15 @@ internal struct NvmlFieldValue
         5 => (int)(uint)Value,
         _ => Value,
     };
+
+    /// <summary>The union as an integer: counters in ns pass 2^53 after ~104 days, beyond what a double holds exactly.</summary>
+    public readonly long AsInt64() => ValueType switch
+    {
+        0 => (long)BitConverter.UInt64BitsToDouble(Value),
+        1 => (uint)Value,
+        5 => (int)(uint)Value,
+        _ => (long)Value,
+    };
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -210,6 +219,10 @@ internal static partial class NvmlNative
     /// <summary>Field ids (nvml.h NVML_FI_DEV_*, research section 3.2): memory temperature, GPU recovery action.</summary>
     public const uint FieldMemoryTemp = 82;
     public const uint FieldGpuRecoveryAction = 230;
+
+    /// <summary>NVML_FI_DEV_CLOCKS_EVENT_REASON_SW/HW_THERM_SLOWDOWN: cumulative ns of thermal slowdown (research section 3.2).</summary>
+    public const uint FieldSwThermalSlowdownNs = 269;
+    public const uint FieldHwThermalSlowdownNs = 270;
 
     [LibraryImport(Library, EntryPoint = "nvmlDeviceGetFieldValues")]
     public static unsafe partial NvmlReturn DeviceGetFieldValues(nint device, int count, NvmlFieldValue* values);
