@@ -5,6 +5,7 @@ using FleetWatch.Controller.Stragglers.Live;
 using FleetWatch.Controller;
 using FleetWatch.Controller.Alerting;
 using FleetWatch.Controller.Api;
+using FleetWatch.Controller.Detection;
 using FleetWatch.Controller.Incidents;
 using FleetWatch.Controller.Remediation;
 using FleetWatch.Controller.Remediation.Scheduling;
@@ -159,6 +160,7 @@ public static class FleetWatchHost
             api.MapIncidentApi();
             api.MapAlertingApi();
             api.MapRemediationApi();
+            api.MapDetectionApi();
         }
 
         return app;

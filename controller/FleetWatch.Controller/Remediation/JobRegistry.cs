@@ -6,7 +6,7 @@ namespace FleetWatch.Controller.Remediation;
 /// The registered jobs and which GPU each rank runs on, loaded from the store on first use and written through. The
 /// GPU map answers "which running job uses this GPU" for detection (<see cref="JobOf"/>) and for the orchestrator.
 /// </summary>
-public sealed class JobRegistry(RemediationStore store, TimeProvider time)
+public sealed class JobRegistry(RemediationStore store, TimeProvider time) : FleetWatch.Controller.Detection.IGpuJobResolver
 {
     private readonly Lock _gate = new();
     private Dictionary<string, JobRecord>? _jobs;

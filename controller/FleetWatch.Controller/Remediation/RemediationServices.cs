@@ -136,6 +136,8 @@ public static class RemediationServiceCollectionExtensions
         services.AddValidatedOptions<RemediationOptions>(configuration, RemediationOptions.Section, Validate);
         services.TryAddSingleton<RemediationStore>();
         services.TryAddSingleton<JobRegistry>();
+        // Detection's app-class Xid promotion asks which job used the GPU (rule 39); the registry knows.
+        services.Replace(ServiceDescriptor.Singleton<FleetWatch.Controller.Detection.IGpuJobResolver>(sp => sp.GetRequiredService<JobRegistry>()));
         services.TryAddSingleton<SchedulerAdapters>();
         services.TryAddSingleton<CordonService>();
         services.TryAddSingleton<RestoreOrchestrator>();

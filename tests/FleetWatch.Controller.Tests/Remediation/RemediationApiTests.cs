@@ -90,6 +90,17 @@ public sealed class RemediationApiTests
     }
 
     [Fact]
+    public async Task Detection_AsksTheJobRegistry_WhichJobUsedAGpu()
+    {
+        await using var host = await RemediationTestHost.StartAsync(fullController: true);
+        await host.RegisterAsync("j7", ["n5"]);
+        var resolver = host.App.Services.GetRequiredService<FleetWatch.Controller.Detection.IGpuJobResolver>();
+        Assert.IsType<JobRegistry>(resolver);
+        Assert.Equal("j7", resolver.JobOf("n5", 3));
+        Assert.Null(resolver.JobOf("n6", 3));
+    }
+
+    [Fact]
     public async Task JobRegisteredOnTheBus_IsTheSameAsThePost()
     {
         await using var host = await RemediationTestHost.StartAsync();
