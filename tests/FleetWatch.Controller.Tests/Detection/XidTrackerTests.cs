@@ -150,7 +150,8 @@ public sealed class XidTrackerTests
         foreach (var hours in new[] { 0, 13, 26, 39 })
         {
             h.Xid(hours * 3600.0, 94);
-            severities.Add(h.Changes[^1].Incident.Severity);
+            // Warnings page after the group wait (no change yet), so read the incident itself.
+            severities.Add(Assert.Single(h.Incidents.Open()).Severity);
         }
 
         Assert.All(severities, s => Assert.Equal(Severity.Warning, s));
@@ -217,7 +218,7 @@ public sealed class XidTrackerTests
     {
         using var h = new Harness();
         h.Xid(0, 54, gpu: 1);
-        h.Xid(1, 4242, gpu: 2);
+        h.Xid(10, 4242, gpu: 2); // after the node's group wait (3 s): its own incident
         var open = h.Incidents.Open();
 
         Assert.Equal((Severity.High, "aux_power", "check_mechanicals"), (open[0].Severity, open[0].Category, open[0].Action));
