@@ -27,6 +27,13 @@ public sealed record ControllerStatus(
 
 public static class ControllerEndpoints
 {
+    /// <summary>GET /metrics: Prometheus text of the controller's counters (<see cref="ControllerMetricsText"/>); unauthenticated like every scrape target, counts only.</summary>
+    public static IEndpointRouteBuilder MapControllerMetrics(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/metrics", (IServiceProvider sp) => Results.Text(ControllerMetricsText.Render(sp), "text/plain; version=0.0.4; charset=utf-8"));
+        return app;
+    }
+
     /// <summary>GET /api/controller/status: ingest, alert and sink counters.</summary>
     public static IEndpointRouteBuilder MapControllerStatus(this IEndpointRouteBuilder app)
     {

@@ -150,6 +150,7 @@ public static class FleetWatchHost
         {
             // Unauthenticated for now; the dashboard's auth covers the operator API (see README, security).
             app.MapControllerStatus();
+            app.MapControllerMetrics();
         }
 
         if (hasApi)

@@ -4,6 +4,8 @@ using FleetWatch.Controller.Fleet;
 using FleetWatch.Integration.Tests.Support;
 using MassTransit;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
@@ -91,6 +93,15 @@ public sealed class XidToWebhookTests
         var after = Snapshot(frames);
         Assert.Empty(after.OpenIncidents);
         Assert.Equal(32, after.Counts.Healthy);
+
+        // The controller's /metrics shows both notifications delivered to the receiver, in valid exposition format.
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(address.TrimEnd('/') + "/metrics");
+        Assert.Contains("fleetwatch_alert_outbox_rows{receiver=\"oncall\",state=\"delivered\"} 2\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("fleetwatch_alert_outbox_rows{receiver=\"oncall\",state=\"given_up\"} 0\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("fleetwatch_incidents_open 0\n", metrics, StringComparison.Ordinal);
+        await Promtool.CheckMetricsAsync(metrics);
         await app.StopAsync();
     }
 
