@@ -3,7 +3,7 @@
 // detection latency per fault class, from the injection to the webhook receiver's POST (p50/p99): Xid-driven (Xid 79,
 // its own lane), counter-driven (ECC DBE counter, NVLink replay counter: the next sample plus the rule's window),
 // state-driven (IB link down) and time-driven (node silent: NodeSilentAfter, 30 s).
-// Usage: dotnet run -c Release --project bench/FleetWatch.Bench.Ingest -- [--nodes 1250] [--seconds 60] [--injections 20]
+// Usage: dotnet run -c Release --project bench/FleetWatch.Bench.Ingest -- [--nodes 1250] [--seconds 60] [--injections 20] [--settle]
 // (--injections is per fault class)
 using System.Collections.Concurrent;
 using System.Diagnostics;
@@ -25,6 +25,8 @@ using RabbitMQ.Client;
 var nodes = Arg("--nodes", 1250);
 var seconds = Arg("--seconds", 60);
 var injections = Arg("--injections", 20);
+var settle = args.Contains("--settle");
+var verbose = args.Contains("--verbose"); // print every alert the receiver gets
 var root = BenchProcess.RepositoryRoot();
 var dll = Path.Combine(root, "artifacts", "cli", "fleetwatch.dll");
 if (!File.Exists(dll))
@@ -48,6 +50,11 @@ receiver.MapPost("/hook", async (HttpContext ctx) =>
     var at = DateTime.UtcNow;
     using var doc = await JsonDocument.ParseAsync(ctx.Request.Body);
     var alert = doc.RootElement.GetProperty("alerts")[0];
+    if (verbose)
+    {
+        Console.WriteLine($"  [{at:HH:mm:ss.fff}] {alert.GetProperty("status").GetString()} {alert.GetProperty("labels").GetRawText()}");
+    }
+
     if (alert.GetProperty("status").GetString() == "firing" && alert.GetProperty("labels").TryGetProperty("node", out var node))
     {
         arrivals.TryAdd(node.GetString()!, at);
@@ -61,7 +68,9 @@ var hookUrl = receiver.Services.GetRequiredService<IServer>().Features.Get<IServ
 string[] Bus(string role, params string[] more) =>
     [dll, role, "--FleetWatch:Bus:Transport=RabbitMq", $"--FleetWatch:Bus:RabbitMq:VirtualHost={vhost}", .. more];
 var controllerPort = 15081;
-using var controller = Start(Bus("controller", "--urls", $"http://127.0.0.1:{controllerPort}",
+// A store of its own: incidents persist, and a previous run's (nodes gone silent when it stopped) would inhibit this one's.
+var store = Path.Combine(Path.GetTempPath(), vhost + "-controller.db");
+using var controller = Start(Bus("controller", "--urls", $"http://127.0.0.1:{controllerPort}", $"--FleetWatch:Storage:Path={store}",
     "--FleetWatch:Alerting:Webhooks:0:Name=bench", $"--FleetWatch:Alerting:Webhooks:0:Url={hookUrl}"));
 await Task.Delay(5000);
 using var agent = Start(Bus("agent", "--urls", "http://127.0.0.1:0", "--FleetWatch:Simulation:Enabled=true",
@@ -75,6 +84,20 @@ using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{cont
 
 Console.WriteLine($"# ingest benchmark: {nodes} nodes x 8 GPUs ({nodes * 8} GPUs) at a 1 s tick, {seconds} s, {Environment.ProcessorCount} cores");
 await Task.Delay(10_000); // warm-up: JIT, queues declared, first ticks
+if (settle)
+{
+    // Steady state: the controller starts behind (JIT, first ticks) with a backlog of samples; a counter fault
+    // injected then waits behind it. Wait until less than one tick of samples is queued (bounded), then measure.
+    var settleStart = DateTime.UtcNow;
+    long depth;
+    while ((depth = await Depth()) > nodes && (DateTime.UtcNow - settleStart).TotalSeconds < 300)
+    {
+        await Task.Delay(1000);
+    }
+
+    Console.WriteLine($"settled: telemetry queue {depth} after {(DateTime.UtcNow - settleStart).TotalSeconds:F0} s (--settle)");
+}
+
 // Fault classes, injected round-robin on distinct nodes; each class's latencies are reported separately.
 (string Class, Func<string, int, InjectSimulatedFault> Make)[] classes =
 [

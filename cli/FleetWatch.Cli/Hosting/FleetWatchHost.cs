@@ -43,6 +43,9 @@ public static class FleetWatchHost
         ["FleetWatch:Simulation:DemoFaults"] = "true",
         ["FleetWatch:Agent:Spool:Enabled"] = "false", // in-memory bus: no broker to be away
         ["FleetWatch:Agent:Steps:Enabled"] = "false", // the simulator reports no steps; --FleetWatch:Agent:Steps:Enabled=true opens 127.0.0.1:9478
+        // A demo starts clean: incidents, silences and the audit of a previous demo's simulated fleet are not carried
+        // over. --FleetWatch:Storage:Path=FILE keeps them across restarts, as the controller role does by default.
+        ["FleetWatch:Storage:Path"] = ":memory:",
     };
 
     public static WebApplication Build(Role role, string[] args, Action<WebApplicationBuilder>? configure = null)
