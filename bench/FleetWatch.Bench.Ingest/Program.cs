@@ -70,8 +70,10 @@ string[] Bus(string role, params string[] more) =>
 var controllerPort = 15081;
 // A store of its own: incidents persist, and a previous run's (nodes gone silent when it stopped) would inhibit this one's.
 var store = Path.Combine(Path.GetTempPath(), vhost + "-controller.db");
-using var controller = Start(Bus("controller", "--urls", $"http://127.0.0.1:{controllerPort}", $"--FleetWatch:Storage:Path={store}",
-    "--FleetWatch:Alerting:Webhooks:0:Name=bench", $"--FleetWatch:Alerting:Webhooks:0:Url={hookUrl}"));
+// --controller-arg KEY=VALUE (repeatable) passes configuration to the controller, e.g. FleetWatch:Bus:RabbitMq:ConcurrentMessageLimit=16.
+var controllerArgs = args.Select((a, i) => (a, i)).Where(x => x.a == "--controller-arg" && x.i + 1 < args.Length).Select(x => "--" + args[x.i + 1]).ToArray();
+using var controller = Start(Bus("controller", [.. controllerArgs, "--urls", $"http://127.0.0.1:{controllerPort}", $"--FleetWatch:Storage:Path={store}",
+    "--FleetWatch:Alerting:Webhooks:0:Name=bench", $"--FleetWatch:Alerting:Webhooks:0:Url={hookUrl}"]));
 await Task.Delay(5000);
 using var agent = Start(Bus("agent", "--urls", "http://127.0.0.1:0", "--FleetWatch:Simulation:Enabled=true",
     $"--FleetWatch:Simulation:Nodes={nodes}", "--FleetWatch:Simulation:DemoFaults=false", "--FleetWatch:Agent:MaxPublishesInFlight=256",
