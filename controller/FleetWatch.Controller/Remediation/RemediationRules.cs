@@ -34,7 +34,8 @@ public static class FaultClassifier
     public static FaultClass Classify(IncidentSnapshot incident)
     {
         ArgumentNullException.ThrowIfNull(incident);
-        if (incident.ResolvedAt is not null)
+        // FleetWatch's own pages about remediation (storm guard, circuit breaker) are for a human, never remediated.
+        if (incident.ResolvedAt is not null || incident.Category == RemediationPager.Category)
         {
             return FaultClass.Observe;
         }

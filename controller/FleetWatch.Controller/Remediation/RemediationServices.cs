@@ -121,6 +121,9 @@ public static class RemediationServiceCollectionExtensions
     /// <summary>Remediation's copy of the agents' step timings.</summary>
     public const string StepQueue = "fleetwatch-remediation-steps";
 
+    /// <summary>Halted or storming remediation, turned into on-call pages (<see cref="RemediationPager"/>).</summary>
+    public const string HaltedQueue = "fleetwatch-remediation-halted";
+
     /// <summary>
     /// Options (<c>FleetWatch:Remediation</c>, validated at start), the store tables, job registry, scheduler adapters
     /// (every <see cref="Scheduling.ISchedulerAdapter"/> registered in DI), cordon service, orchestrator, verification loop
@@ -136,6 +139,7 @@ public static class RemediationServiceCollectionExtensions
         services.AddValidatedOptions<RemediationOptions>(configuration, RemediationOptions.Section, Validate);
         services.TryAddSingleton<RemediationStore>();
         services.TryAddSingleton<JobRegistry>();
+        services.TryAddSingleton<RemediationPager>();
         // Detection's app-class Xid promotion asks which job used the GPU (rule 39); the registry knows.
         services.Replace(ServiceDescriptor.Singleton<FleetWatch.Controller.Detection.IGpuJobResolver>(sp => sp.GetRequiredService<JobRegistry>()));
         services.TryAddSingleton<SchedulerAdapters>();
@@ -158,6 +162,7 @@ public static class RemediationServiceCollectionExtensions
         });
         bus.AddConsumer<JobEventsConsumer>().Endpoint(e => e.Name = JobQueue);
         bus.AddConsumer<RemediationStepTimingsConsumer>().Endpoint(e => e.Name = StepQueue);
+        bus.AddConsumer<RemediationHaltedConsumer>().Endpoint(e => e.Name = HaltedQueue);
         return bus;
     }
 

@@ -122,6 +122,27 @@ public sealed class RestoreLoopTests : IDisposable
     }
 
     [Fact]
+    public async Task AHalt_IsPagedAsItsOwnIncident_AndThePageIsNeverRemediated()
+    {
+        await using var host = await RemediationTestHost.StartAsync(fullController: true);
+        await host.RegisterAsync("new-2", ["gpu-a1"]);
+        await host.CheckpointAsync("new-2", 0, 8);
+
+        await host.PublishAsync(new IncidentOpened(RemediationTestHost.Incident("inc-x", "gpu-a1", 0, "gpu_fell_off_bus", "restart_node", Severity.Critical, DateTimeOffset.UnixEpoch)));
+        var incidents = host.App.Services.GetRequiredService<FleetWatch.Controller.Incidents.IncidentManager>();
+        await RemediationTestHost.WaitUntil(() => incidents.Open().Any(i => i.Category == RemediationPager.Category), "the remediation_halted incident");
+
+        var page = Assert.Single(incidents.Open(), i => i.Category == RemediationPager.Category);
+        Assert.Equal(("job/new-2", RemediationPager.Action), (page.Node, page.Action));
+        Assert.True(page.Severity >= Severity.Warning);
+        Assert.Contains(page.Findings, f => f.Rule == "remediation:before_first_step");
+        // The page reached the remediation consumer too (it is a normal incident) and was left alone.
+        await Task.Delay(500);
+        Assert.DoesNotContain(host.Store.Cordons(), c => c.Node.StartsWith("job/", StringComparison.Ordinal));
+        Assert.Empty(host.Recorded.Restores);
+    }
+
+    [Fact]
     public async Task StormGuard_HaltsAJobWhoseCheckpointDoesNotAdvance_AndPages()
     {
         await using var host = await RemediationTestHost.StartAsync();
