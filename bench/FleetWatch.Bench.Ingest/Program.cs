@@ -44,7 +44,7 @@ var arrivals = new ConcurrentDictionary<string, DateTime>();
 // The alert's startsAt is the controller's clock when it opened the incident (same machine, same clock): it splits
 // the latency into transport (command to the simulating agent, its publish, the broker, the consumer) and the
 // controller's own share (incident opened → receiver's POST).
-var opened_ = new ConcurrentDictionary<string, DateTime>();
+var openedAt = new ConcurrentDictionary<string, DateTime>();
 var web = WebApplication.CreateSlimBuilder();
 web.Logging.ClearProviders();
 web.WebHost.UseUrls("http://127.0.0.1:0");
@@ -63,7 +63,7 @@ receiver.MapPost("/hook", async (HttpContext ctx) =>
     {
         if (arrivals.TryAdd(node.GetString()!, at) && alert.TryGetProperty("startsAt", out var startsAt) && startsAt.TryGetDateTime(out var opened))
         {
-            opened_[node.GetString()!] = opened.ToUniversalTime();
+            openedAt[node.GetString()!] = opened.ToUniversalTime();
         }
     }
 
@@ -160,8 +160,8 @@ foreach (var (name, _) in classes)
     Console.WriteLine(latencies.Count == 0
         ? $"  {name,-24} no alert arrived for {mine.Count} injections"
         : $"  {name,-24} {latencies.Count}/{mine.Count} arrived: p50 {Pct(latencies, 50):F0} ms, p99 {Pct(latencies, 99):F0} ms, max {latencies.Max():F0} ms");
-    var own = mine.Where(kv => arrivals.ContainsKey(kv.Key) && opened_.ContainsKey(kv.Key)).Select(kv => (arrivals[kv.Key] - opened_[kv.Key]).TotalMilliseconds).Order().ToList();
-    var transport = mine.Where(kv => opened_.ContainsKey(kv.Key)).Select(kv => (opened_[kv.Key] - kv.Value.At).TotalMilliseconds).Order().ToList();
+    var own = mine.Where(kv => arrivals.ContainsKey(kv.Key) && openedAt.ContainsKey(kv.Key)).Select(kv => (arrivals[kv.Key] - openedAt[kv.Key]).TotalMilliseconds).Order().ToList();
+    var transport = mine.Where(kv => openedAt.ContainsKey(kv.Key)).Select(kv => (openedAt[kv.Key] - kv.Value.At).TotalMilliseconds).Order().ToList();
     if (own.Count > 0)
     {
         Console.WriteLine($"  {"",-24}   injection → incident opened p50 {Pct(transport, 50):F0} / p99 {Pct(transport, 99):F0} ms; incident opened → POST p50 {Pct(own, 50):F0} / p99 {Pct(own, 99):F0} ms");

@@ -1,10 +1,10 @@
-using System.Globalization;
 using System.Text;
 using FleetWatch.Controller.Alerting;
 using FleetWatch.Controller.Fleet;
 using FleetWatch.Controller.Incidents;
 using FleetWatch.Controller.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
+using static FleetWatch.Common.PrometheusExposition;
 
 namespace FleetWatch.Controller;
 
@@ -36,14 +36,13 @@ public static class ControllerMetricsText
         if (sp.GetService<AlertOutbox>() is { } outbox && sp.GetService<WebhookDelivery>() is { } delivery)
         {
             var counts = outbox.Counts();
-            text.Append("# HELP fleetwatch_alert_outbox_rows Notifications in the persistent outbox, by receiver and state.\n");
-            text.Append("# TYPE fleetwatch_alert_outbox_rows gauge\n");
+            Header(text, "fleetwatch_alert_outbox_rows", "Notifications in the persistent outbox, by receiver and state.", "gauge");
             foreach (var name in delivery.Receivers.Keys.Order(StringComparer.Ordinal))
             {
                 var c = counts.GetValueOrDefault(name) ?? new ReceiverCounts(0, 0, 0, null);
                 foreach (var (state, value) in new[] { (DeliveryState.Pending, c.Pending), (DeliveryState.Delivered, c.Delivered), (DeliveryState.GivenUp, c.GivenUp) })
                 {
-                    text.Append(CultureInfo.InvariantCulture, $"fleetwatch_alert_outbox_rows{{receiver=\"{Escape(name)}\",state=\"{state}\"}} {value}\n");
+                    Line(text, "fleetwatch_alert_outbox_rows", $"receiver=\"{Escape(name)}\",state=\"{state}\"", value);
                 }
             }
         }
@@ -59,9 +58,9 @@ public static class ControllerMetricsText
 
     private static void Gauge(StringBuilder text, string name, string help, long value) => Metric(text, name, help, "gauge", value);
 
-    private static void Metric(StringBuilder text, string name, string help, string type, long value) =>
-        text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n{name} {value}\n");
-
-    // Label values: backslash, double quote and newline are escaped (exposition format).
-    private static string Escape(string value) => value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+    private static void Metric(StringBuilder text, string name, string help, string type, long value)
+    {
+        Header(text, name, help, type);
+        Line(text, name, "", value);
+    }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using FleetWatch.Contracts;
+using static FleetWatch.Common.PrometheusExposition;
 
 namespace FleetWatch.Agent.Metrics;
 
@@ -146,23 +147,4 @@ public static class PrometheusText
 
     private static string PortLabels(NodeSample sample, IbPortSample port) =>
         $"device=\"{Escape(port.Device)}\",port=\"{port.Port}\",Hostname=\"{Escape(sample.Node)}\"";
-
-    private static void Header(StringBuilder sb, string name, string help, string type) =>
-        sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
-          .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
-
-    private static void Line(StringBuilder sb, string name, string labels, double value)
-    {
-        sb.Append(name);
-        if (labels.Length > 0)
-        {
-            sb.Append('{').Append(labels).Append('}');
-        }
-
-        sb.Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
-    }
-
-    /// <summary>Label values escape backslash, double quote and newline (exposition format).</summary>
-    private static string Escape(string value) =>
-        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
 }
