@@ -1,5 +1,6 @@
 // Linked into every product project (see Directory.Build.targets): one validator, no shared runtime assembly.
 using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -13,25 +14,43 @@ namespace FleetWatch.Common;
 /// </summary>
 internal static class ValidatedOptions
 {
-    /// <summary>Binds <typeparamref name="T"/> to <paramref name="section"/>, validates data annotations and the extra rule at start.</summary>
-    public static OptionsBuilder<T> AddValidatedOptions<T>(this IServiceCollection services, IConfiguration configuration, string section,
+    /// <summary>Binds <typeparamref name="T"/> to <paramref name="section"/> by reflection, validates data annotations and the extra rule at start.</summary>
+    [RequiresUnreferencedCode("Binds by reflection; the Native AOT agent passes a source-generated binder to the other overload.")]
+    [RequiresDynamicCode("Binds by reflection; the Native AOT agent passes a source-generated binder to the other overload.")]
+    public static OptionsBuilder<T> AddValidatedOptions<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.All)] T>(this IServiceCollection services, IConfiguration configuration, string section,
         Func<T, IEnumerable<(string Key, object? Value, string Error)>>? extra = null)
         where T : class
     {
+        // A generic call the binder generator cannot intercept (SYSLIB1104, silenced in the agent's project): the reflection binder.
+        return services.AddValidatedOptions(configuration, section, static (c, o) => c.Bind(o), extra);
+    }
+
+    /// <summary>
+    /// Binds <typeparamref name="T"/> to <paramref name="section"/> with <paramref name="bind"/>, validates data annotations and
+    /// the extra rule at start. Pass <c>static (c, o) => c.Bind(o)</c> from the call site, where <c>o</c> has its concrete type:
+    /// the configuration binder's source generator then binds without reflection (Native AOT).
+    /// </summary>
+    public static OptionsBuilder<T> AddValidatedOptions<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.All)] T>(this IServiceCollection services, IConfiguration configuration, string section,
+        Action<IConfiguration, T> bind, Func<T, IEnumerable<(string Key, object? Value, string Error)>>? extra = null)
+        where T : class
+    {
         services.AddSingleton<IValidateOptions<T>>(new KeyedValidator<T>(section, extra));
-        return services.AddOptions<T>().Bind(configuration.GetSection(section)).ValidateOnStart();
+        var source = configuration.GetSection(section);
+        return services.AddOptions<T>().Configure(o => bind(source, o)).ValidateOnStart();
     }
 
     /// <summary>Validates one object's data annotations, producing keyed messages (used for list items too).</summary>
-    public static IEnumerable<(string Key, object? Value, string Error)> Annotations(object instance, string prefix)
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "T keeps all its members and attributes (DynamicallyAccessedMembers.All); the validation context is given a display name.")]
+    public static IEnumerable<(string Key, object? Value, string Error)> Annotations<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.All)] T>(T instance, string prefix)
+        where T : notnull
     {
         var results = new List<ValidationResult>();
-        Validator.TryValidateObject(instance, new ValidationContext(instance), results, validateAllProperties: true);
+        Validator.TryValidateObject(instance, new ValidationContext(instance, typeof(T).Name, null, null), results, validateAllProperties: true);
         foreach (var r in results)
         {
             foreach (var member in r.MemberNames.DefaultIfEmpty(""))
             {
-                var value = member.Length == 0 ? null : instance.GetType().GetProperty(member)?.GetValue(instance);
+                var value = member.Length == 0 ? null : typeof(T).GetProperty(member)?.GetValue(instance);
                 yield return ($"{prefix}:{member}", value, r.ErrorMessage ?? "invalid");
             }
         }
@@ -44,7 +63,7 @@ internal static class ValidatedOptions
         _ => value.ToString() ?? "",
     };
 
-    private sealed class KeyedValidator<T>(string section, Func<T, IEnumerable<(string Key, object? Value, string Error)>>? extra) : IValidateOptions<T>
+    private sealed class KeyedValidator<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.All)] T>(string section, Func<T, IEnumerable<(string Key, object? Value, string Error)>>? extra) : IValidateOptions<T>
         where T : class
     {
         public ValidateOptionsResult Validate(string? name, T options)

@@ -25,6 +25,7 @@ command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+command -v gcc >/dev/null || need+=(gcc) # links the Native AOT agent and builds the fake libnvidia-ml.so.1
 command -v promtool >/dev/null || need+=(prometheus)
 # The Alertmanager integration test starts its own prometheus-alertmanager (free loopback port, temp dir).
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
@@ -70,6 +71,10 @@ log "services up: RabbitMQ 127.0.0.1:5672, VictoriaMetrics $FLEETWATCH_TEST_VM_U
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 log "building"
 dotnet build FleetWatch.sln -c Release -nologo -v q
+# The node agent as shipped: Native AOT (gcc links it). Integration tests run this binary.
+log "publishing the Native AOT agent"
+dotnet publish agent/FleetWatch.Agent/FleetWatch.Agent.csproj -c Release -r linux-x64 -o artifacts/agent-aot -nologo -v q
+export FLEETWATCH_TEST_AGENT_AOT="$PWD/artifacts/agent-aot/fleetwatch-agent"
 passed=0; failed=0; status=0
 for proj in tests/*/*.csproj; do
   name=$(basename "$proj" .csproj)

@@ -6,6 +6,7 @@ using FleetWatch.Agent.Sources;
 using FleetWatch.Agent.Sources.Infiniband;
 using FleetWatch.Agent.Sources.Kmsg;
 using FleetWatch.Agent.Sources.Nvml;
+using FleetWatch.Agent.Sources.Steps;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -16,15 +17,20 @@ namespace FleetWatch.Agent;
 /// <summary>Composition of the agent, one extension per concern (STYLE.md rule 2).</summary>
 public static class AgentServiceCollectionExtensions
 {
-    /// <summary>Sampler options, metrics and the bus publisher.</summary>
+    /// <summary>Key of the <see cref="ITelemetryPublisher"/> that reaches the broker, which the disk spool wraps.</summary>
+    public const string TransportKey = "fleetwatch-agent-transport";
+
+    /// <summary>
+    /// Sampler options, metrics and the publisher the sources use: the disk spool (<see cref="SpoolingPublisher"/>) around
+    /// the transport that <see cref="AddAgentBroker"/> or <see cref="AddAgentBus"/> registers.
+    /// </summary>
     public static IServiceCollection AddAgentCore(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddValidatedOptions<SamplingOptions>(configuration, SamplingOptions.Section);
+        services.AddValidatedOptions<SamplingOptions>(configuration, SamplingOptions.Section, static (c, o) => c.Bind(o));
         services.AddMetrics();
-        services.AddSingleton<AgentMetrics>();
+        services.TryAddSingleton<AgentMetrics>();
         services.AddSingleton<Metrics.AgentState>();
-        services.AddSingleton<BusTelemetryPublisher>();
-        services.AddValidatedOptions<SpoolOptions>(configuration, SpoolOptions.Section);
+        services.AddValidatedOptions<SpoolOptions>(configuration, SpoolOptions.Section, static (c, o) => c.Bind(o));
         if (configuration.GetSection(SpoolOptions.Section).GetValue(nameof(SpoolOptions.Enabled), true))
         {
             services.AddSingleton<SpoolingPublisher>();
@@ -33,16 +39,42 @@ public static class AgentServiceCollectionExtensions
         }
         else
         {
-            services.AddSingleton<ITelemetryPublisher>(sp => sp.GetRequiredService<BusTelemetryPublisher>());
+            services.AddSingleton<ITelemetryPublisher>(sp => sp.GetRequiredKeyedService<ITelemetryPublisher>(TransportKey));
         }
+
         services.TryAddSingleton(TimeProvider.System);
+        return services;
+    }
+
+    /// <summary>
+    /// The node agent's transport: <see cref="RabbitMqPublisher"/> (the official RabbitMQ client, MassTransit's envelope)
+    /// for telemetry, Xid events and step batches, with <see cref="BrokerOptions"/> from <c>FleetWatch:Bus:RabbitMq</c>.
+    /// </summary>
+    public static IServiceCollection AddAgentBroker(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddValidatedOptions<BrokerOptions>(configuration, BrokerOptions.Section, static (c, o) => c.Bind(o));
+        services.TryAddSingleton<AgentMetrics>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<RabbitMqPublisher>();
+        services.AddKeyedSingleton<ITelemetryPublisher>(TransportKey, (sp, _) => sp.GetRequiredService<RabbitMqPublisher>());
+        services.TryAddSingleton<IStepTimingsPublisher>(sp => sp.GetRequiredService<RabbitMqPublisher>());
+        return services;
+    }
+
+    /// <summary>The MassTransit bus as transport (the all-in-one process and the simulated fleet, which also consume commands).</summary>
+    public static IServiceCollection AddAgentBus(this IServiceCollection services)
+    {
+        services.TryAddSingleton<AgentMetrics>();
+        services.TryAddSingleton<BusTelemetryPublisher>();
+        services.AddKeyedSingleton<ITelemetryPublisher>(TransportKey, (sp, _) => sp.GetRequiredService<BusTelemetryPublisher>());
+        services.TryAddSingleton<IStepTimingsPublisher, BusStepTimingsPublisher>();
         return services;
     }
 
     /// <summary>A simulated fleet of GPU nodes published on each tick (demo, tests, load tests).</summary>
     public static IServiceCollection AddSimulatedFleet(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddValidatedOptions<SimulationOptions>(configuration, SimulationOptions.Section);
+        services.AddValidatedOptions<SimulationOptions>(configuration, SimulationOptions.Section, static (c, o) => c.Bind(o));
         services.AddSingleton<SimulatedFleet>();
         services.AddSingleton<SimulatedSamplerLoop>();
         services.AddHostedService(sp => sp.GetRequiredService<SimulatedSamplerLoop>());
@@ -53,7 +85,7 @@ public static class AgentServiceCollectionExtensions
     /// <summary>The agent on a real GPU node: NVML, kmsg Xid watcher, InfiniBand sysfs, one sample per tick.</summary>
     public static IServiceCollection AddHardwareSources(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddValidatedOptions<NvmlOptions>(configuration, NvmlOptions.Section);
+        services.AddValidatedOptions<NvmlOptions>(configuration, NvmlOptions.Section, static (c, o) => c.Bind(o));
         services.AddSingleton<NvmlGpuSource>();
         services.AddSingleton<IGpuSource>(sp => sp.GetRequiredService<NvmlGpuSource>());
         services.AddSingleton<IGpuPciMap>(sp => sp.GetRequiredService<NvmlGpuSource>());

@@ -4,6 +4,7 @@
 // The first minutes of a .NET process are dominated by tiered JIT (call counting, tier-1 and OSR recompiles); a
 // node agent runs for weeks, so the figure that matters is after the warm-up (--warmup, default 120 s).
 // Usage: dotnet run -c Release --project bench/FleetWatch.Bench.Agent -- [--seconds 60] [--warmup 120] [--env NAME=VALUE ...]
+//        [--binary PATH]: run that agent executable (the Native AOT fleetwatch-agent) instead of `dotnet fleetwatch.dll agent`.
 using System.Diagnostics;
 using FleetWatch.Bench;
 using System.Globalization;
@@ -12,6 +13,7 @@ using System.Text;
 var seconds = 60;
 var warmup = 120;
 var extraEnv = new List<(string, string)>();
+string? binary = null;
 for (var i = 0; i < args.Length; i++)
 {
     if (args[i] == "--seconds")
@@ -22,6 +24,10 @@ for (var i = 0; i < args.Length; i++)
     {
         warmup = int.Parse(args[++i], CultureInfo.InvariantCulture);
     }
+    else if (args[i] == "--binary")
+    {
+        binary = Path.GetFullPath(args[++i]);
+    }
     else if (args[i] == "--env")
     {
         var kv = args[++i].Split('=', 2);
@@ -31,9 +37,9 @@ for (var i = 0; i < args.Length; i++)
 
 var root = BenchProcess.RepositoryRoot();
 var dll = Path.Combine(root, "artifacts", "cli", "fleetwatch.dll");
-if (!File.Exists(dll))
+if (binary is null ? !File.Exists(dll) : !File.Exists(binary))
 {
-    Console.Error.WriteLine($"{dll} not found: run ./fleetwatch --help once to build it");
+    Console.Error.WriteLine(binary is null ? $"{dll} not found: run ./fleetwatch --help once to build it" : $"{binary} not found");
     return 2;
 }
 
@@ -62,14 +68,14 @@ for (var d = 0; d < 8; d++)
 
 var kmsg = Path.Combine(work, "kmsg");
 File.WriteAllText(kmsg, "6,1,1000,-;Linux version (bench)\n");
-var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-foreach (var a in new[]
-{
-    dll, "agent", "--urls", "http://127.0.0.1:0", "--FleetWatch:Bus:Transport=RabbitMq", "--FleetWatch:Agent:NodeName=bench-node",
+var info = new ProcessStartInfo(binary ?? "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+foreach (var a in (binary is null ? new[] { dll, "agent" } : []).Concat(
+[
+    "--urls", "http://127.0.0.1:0", "--FleetWatch:Bus:Transport=RabbitMq", "--FleetWatch:Agent:NodeName=bench-node",
     $"--FleetWatch:Nvml:LibraryPath={nvml}", $"--FleetWatch:Agent:Infiniband:Root={ib}", $"--FleetWatch:Agent:Kmsg:Path={kmsg}",
     $"--FleetWatch:Agent:Kmsg:StatePath={Path.Combine(work, "kmsg.state")}", "--FleetWatch:Agent:Kmsg:BootIdPath=",
     $"--FleetWatch:Agent:Spool:Path={Path.Combine(work, "spool")}", "--FleetWatch:Agent:Steps:Port=19478",
-})
+]))
 {
     info.ArgumentList.Add(a);
 }
@@ -81,7 +87,15 @@ foreach (var (k, v) in extraEnv)
 }
 
 using var agent = Process.Start(info)!;
-agent.OutputDataReceived += (_, _) => { };
+string? agentUrl = null;
+agent.OutputDataReceived += (_, e) =>
+{
+    // "FleetWatch agent listening on http://127.0.0.1:PORT" (the CLI says "FleetWatch Agent listening on ...")
+    if (e.Data?.IndexOf(" listening on ", StringComparison.OrdinalIgnoreCase) is >= 0 and var at)
+    {
+        agentUrl ??= e.Data[(at + " listening on ".Length)..].Trim();
+    }
+};
 agent.ErrorDataReceived += (_, _) => { };
 agent.BeginOutputReadLine();
 agent.BeginErrorReadLine();
@@ -135,6 +149,18 @@ var cpu = cpu1 - cpu0;
 Console.WriteLine($"CPU: {cpu / elapsed * 100:F2} % of one core = {cpu / elapsed * 1000:F1} ms per 1 s tick (process total, sampling + publishing + step endpoint + runtime)");
 Console.WriteLine($"RSS: mean {rss.Average() / 1024:F1} MiB, max {rss.Max() / 1024:F1} MiB");
 Console.WriteLine($"PSS: mean {detail.Average(d => d.Pss) / 1024:F1} MiB; anonymous (heap, stacks, JIT code): mean {detail.Average(d => d.Anon) / 1024:F1} MiB, max {detail.Max(d => d.Anon) / 1024:F1} MiB");
+if (agentUrl is not null)
+{
+    // Proof that the agent did its work while measured: what it published and what it had to spool instead.
+    using var metricsClient = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+    var metrics = await metricsClient.GetStringAsync($"{agentUrl.TrimEnd('/')}/metrics");
+    foreach (var line in metrics.Split('\n').Where(l => l.StartsWith("fleetwatch_agent_samples_published_total", StringComparison.Ordinal)
+        || l.StartsWith("fleetwatch_agent_steps_published_total", StringComparison.Ordinal) || l.StartsWith("fleetwatch_agent_spool_pending", StringComparison.Ordinal)))
+    {
+        Console.WriteLine($"agent /metrics: {line}");
+    }
+}
+
 agent.Kill(true);
 agent.WaitForExit();
 Directory.Delete(work, recursive: true);

@@ -22,7 +22,7 @@ public static class AgentEndpoints
             var text = PrometheusText.Render(state.Latest, state.LastXidByGpu, Counters(sp));
             return Results.Text(text, "text/plain; version=0.0.4; charset=utf-8");
         });
-        app.MapGet("/healthz/live", () => Results.Ok("live"));
+        app.MapGet("/healthz/live", () => Results.Text("live"));
         app.MapGet("/healthz/ready", (IServiceProvider sp, TimeProvider time) =>
         {
             // Ready once a sample was taken within the last three ticks (the simulator has no single sample).
@@ -31,8 +31,8 @@ public static class AgentEndpoints
             var last = state.LastSampleTicks;
             var fresh = last > 0 && time.GetUtcNow().UtcTicks - last <= (tick * 3).Ticks;
             return fresh || sp.GetService<Simulation.SimulatedFleet>() is not null
-                ? Results.Ok("ready")
-                : Results.Json(new { status = "not ready", reason = last == 0 ? "no sample yet" : "last sample is older than three ticks" }, statusCode: 503);
+                ? Results.Text("ready")
+                : Results.Json(new NotReady("not ready", last == 0 ? "no sample yet" : "last sample is older than three ticks"), AgentEndpointJson.Default.NotReady, statusCode: 503);
         });
         return app;
     }
@@ -80,3 +80,13 @@ public static class AgentEndpoints
         }
     }
 }
+
+/// <summary>The readiness probe's answer while not ready.</summary>
+/// <param name="Status">Always "not ready".</param>
+/// <param name="Reason">Why.</param>
+public sealed record NotReady(string Status, string Reason);
+
+/// <summary>The agent endpoints' JSON, source-generated (Native AOT).</summary>
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(NotReady))]
+internal sealed partial class AgentEndpointJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Agent.Publishing;
 
@@ -22,11 +23,11 @@ public sealed class SpoolOptions
     public long MaxBytes { get; set; } = 256L << 20;
 
     /// <summary>A publish that has not completed by then counts as "broker away" (MassTransit blocks instead of failing).</summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
+    [TimeSpanRange("00:00:00.100", "00:05:00")]
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Delay between replay attempts while the broker stays away.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:05:00")]
+    [TimeSpanRange("00:00:00.050", "00:05:00")]
     public TimeSpan RetryInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Messages per spool segment file.</summary>

@@ -9,12 +9,14 @@ namespace FleetWatch.Agent.Publishing;
 /// Never loses a message while the broker is away: a publish that fails or does not complete within
 /// <see cref="SpoolOptions.PublishTimeout"/> goes to the <see cref="DiskSpool"/>, and while the spool holds anything
 /// every new message joins it too (order is kept). A background loop replays the spool, Xid events first, once the
-/// broker answers again. MassTransit alone keeps unsent messages only in memory: an agent restart during an outage
-/// would lose them.
+/// broker answers again. A broker client alone keeps unsent messages only in memory: an agent restart during an outage
+/// would lose them. The transport it wraps is the <see cref="ITelemetryPublisher"/> registered under
+/// <see cref="AgentServiceCollectionExtensions.TransportKey"/> (<see cref="RabbitMqPublisher"/> on a node,
+/// <see cref="BusTelemetryPublisher"/> in the all-in-one and simulated modes).
 /// </summary>
 public sealed partial class SpoolingPublisher : BackgroundService, ITelemetryPublisher
 {
-    private readonly BusTelemetryPublisher _bus;
+    private readonly ITelemetryPublisher _bus;
     private readonly SpoolOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<SpoolingPublisher> _logger;
@@ -23,7 +25,7 @@ public sealed partial class SpoolingPublisher : BackgroundService, ITelemetryPub
     private long _spooled;
     private long _replayed;
 
-    public SpoolingPublisher(BusTelemetryPublisher bus, IOptions<SpoolOptions> options, TimeProvider time, ILogger<SpoolingPublisher> logger)
+    public SpoolingPublisher([Microsoft.Extensions.DependencyInjection.FromKeyedServices(AgentServiceCollectionExtensions.TransportKey)] ITelemetryPublisher bus, IOptions<SpoolOptions> options, TimeProvider time, ILogger<SpoolingPublisher> logger)
     {
         _bus = bus;
         _options = options.Value;

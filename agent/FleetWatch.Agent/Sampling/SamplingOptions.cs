@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Agent.Sampling;
 
@@ -8,7 +9,7 @@ public sealed class SamplingOptions
     public const string Section = "FleetWatch:Agent";
 
     /// <summary>Time between two samples of a node. dcgm-exporter's users run 1–30 s; 1 s is our default.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    [TimeSpanRange("00:00:00.050", "00:10:00")]
     public TimeSpan Tick { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Publishes allowed in flight at once (a 1,250-node simulator needs many; research/deps-and-limits.md section 2).</summary>

@@ -18,23 +18,9 @@ public enum BusTransport
     RabbitMq,
 }
 
-/// <summary>RabbitMQ connection. The password is a secret and never logged.</summary>
-public sealed class RabbitMqOptions
+/// <summary>RabbitMQ connection (the keys the node agent reads too) and the consumer settings. The password is never logged.</summary>
+public sealed class RabbitMqOptions : FleetWatch.Agent.Publishing.BrokerOptions
 {
-    [Required]
-    public string Host { get; set; } = "127.0.0.1";
-
-    [Range(1, 65535)]
-    public int Port { get; set; } = 5672;
-
-    [Required]
-    public string VirtualHost { get; set; } = "/";
-
-    [Required]
-    public string Username { get; set; } = "guest";
-
-    public string Password { get; set; } = "guest";
-
     /// <summary>Unacknowledged messages per consumer (default endpoints use 16; 256 is ~25 % faster here, deps-and-limits.md section 2).</summary>
     [Range(1, 65535)]
     public int PrefetchCount { get; set; } = 256;

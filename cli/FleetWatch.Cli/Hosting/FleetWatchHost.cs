@@ -1,4 +1,5 @@
 using FleetWatch.Agent;
+using FleetWatch.Agent.Hosting;
 using FleetWatch.Agent.Metrics;
 using FleetWatch.Agent.Sources.Steps;
 using FleetWatch.Controller.Stragglers.Live;
@@ -11,6 +12,7 @@ using FleetWatch.Controller.Remediation;
 using FleetWatch.Controller.Remediation.Scheduling;
 using FleetWatch.Dashboard.Security;
 using FleetWatch.Dashboard;
+using FleetWatch.Common;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
@@ -62,7 +64,13 @@ public static class FleetWatchHost
             builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = defaults });
         }
 
-        AddConfigFile(builder, args);
+        ConfigFileArgument.Apply(builder.Configuration, args);
+        if (role == Role.Agent && !builder.Configuration.GetValue<bool>("FleetWatch:Simulation:Enabled"))
+        {
+            // A real GPU node: the same host as the Native AOT fleetwatch-agent executable (RabbitMQ client, no MassTransit).
+            return AgentNodeHost.Build(args, configure);
+        }
+
         // MassTransit: at most 20 messages per 10 s, so a broker outage cannot flood the journal.
         var massTransitLogs = new LogRateLimit(TimeProvider.System, LogLevel.Information, 20, TimeSpan.FromSeconds(10));
         builder.Logging.AddFilter("MassTransit", massTransitLogs.Allow);
@@ -77,20 +85,14 @@ public static class FleetWatchHost
         var hasAgent = role is Role.AllInOne or Role.Agent;
         var hasController = role is Role.AllInOne or Role.Controller;
         var hasDashboard = role is Role.AllInOne or Role.Dashboard;
-        var simulated = hasAgent && (role == Role.AllInOne || configuration.GetValue<bool>("FleetWatch:Simulation:Enabled"));
         if (hasAgent)
         {
+            // Here always the simulated fleet (a real node's agent is AgentNodeHost, above), on the MassTransit bus, which
+            // also delivers the fault-injection commands.
             services.AddAgentCore(configuration);
+            services.AddAgentBus();
             services.AddStepEndpoint(configuration);
-            if (simulated)
-            {
-                services.AddSimulatedFleet(configuration);
-            }
-            else
-            {
-                // A real GPU node: NVML, kernel log, InfiniBand sysfs.
-                services.AddHardwareSources(configuration);
-            }
+            services.AddSimulatedFleet(configuration);
         }
 
         if (hasController)
@@ -117,7 +119,7 @@ public static class FleetWatchHost
 
         services.AddFleetWatchBus(configuration, bus =>
         {
-            if (simulated)
+            if (hasAgent)
             {
                 bus.AddAgentConsumers(instance);
             }
@@ -168,30 +170,6 @@ public static class FleetWatchHost
         }
 
         return app;
-    }
-
-    /// <summary>"--config FILE" adds a JSON file below the command line (which still wins).</summary>
-    private static void AddConfigFile(WebApplicationBuilder builder, string[] args)
-    {
-        var index = Array.IndexOf(args, "--config");
-        if (index < 0)
-        {
-            return;
-        }
-
-        if (index + 1 >= args.Length)
-        {
-            throw new ArgumentException("--config needs a file path");
-        }
-
-        var path = Path.GetFullPath(args[index + 1]);
-        if (!File.Exists(path))
-        {
-            throw new FileNotFoundException($"--config '{path}': file not found", path);
-        }
-
-        builder.Configuration.AddJsonFile(path, optional: false, reloadOnChange: false);
-        builder.Configuration.AddCommandLine(args.Where((_, i) => i != index && i != index + 1).ToArray());
     }
 
     public static async Task<int> RunAsync(Role role, string[] args, TextWriter stdout, TextWriter stderr)

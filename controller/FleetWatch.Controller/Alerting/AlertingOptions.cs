@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using FleetWatch.Contracts;
+using FleetWatch.Common;
 
 namespace FleetWatch.Controller.Alerting;
 
@@ -34,35 +35,35 @@ public sealed class AlertingOptions
     /// First retry delay; doubles per attempt with ±25 % jitter up to <see cref="MaxBackoff"/> (Alertmanager uses
     /// 0.5 s, ×1.5, max 60 s: research/dashboard-alerting-anchors.md section 2.1).
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    [TimeSpanRange("00:00:00.010", "00:10:00")]
     public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromMilliseconds(500);
 
-    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
+    [TimeSpanRange("00:00:00.010", "01:00:00")]
     public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// A notification not delivered this long after it was queued is given up (row state <c>given_up</c>), logged
     /// and counted. A notification always gets at least one attempt, even when resumed after a long outage.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    [TimeSpanRange("00:00:01", "1.00:00:00")]
     public TimeSpan GiveUpAfter { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Timeout of one HTTP attempt.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
+    [TimeSpanRange("00:00:00.100", "00:05:00")]
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// How often a sender looks at the outbox without being signalled: a safety net only, since every enqueue
     /// wakes the receiver's sender at once.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    [TimeSpanRange("00:00:00.050", "00:10:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Delivered and given-up outbox rows older than this are deleted. Must outlast the longest-open incident: a
     /// notification key forgotten while its incident is still open could be sent again after a restart.
     /// </summary>
-    [Range(typeof(TimeSpan), "01:00:00", "365.00:00:00")]
+    [TimeSpanRange("01:00:00", "365.00:00:00")]
     public TimeSpan OutboxRetention { get; set; } = TimeSpan.FromDays(30);
 
     /// <summary>Minimum severity sent to receivers.</summary>

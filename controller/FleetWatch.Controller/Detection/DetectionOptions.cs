@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Controller.Detection;
 
@@ -8,14 +9,14 @@ public sealed class DetectionOptions
     public const string Section = "FleetWatch:Detection";
 
     /// <summary>A node with no sample for this long has condition Unknown (no data is never healthy).</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    [TimeSpanRange("00:00:01", "01:00:00")]
     public TimeSpan NodeUnknownAfter { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// A node with no sample for this long is critical (node silent). Rule 34 uses 300 s for trainer heartbeats;
     /// an agent at a 1 s tick that misses 30 ticks is down or cut off, and the replay bar wants it within 60 s.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:02", "02:00:00")]
+    [TimeSpanRange("00:00:02", "02:00:00")]
     public TimeSpan NodeSilentAfter { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Degrees below the shutdown threshold at which over-temperature is critical (rule 27: within 5 °C).</summary>
@@ -27,25 +28,25 @@ public sealed class DetectionOptions
     public int DefaultSlowdownTemperatureC { get; set; } = 90;
 
     /// <summary>An event finding (one Xid, one counter increase) stays active this long after its last occurrence.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    [TimeSpanRange("00:00:01", "1.00:00:00")]
     public TimeSpan EventHold { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>How often the time-driven rules run (silent nodes, event expiry, incident resolution).</summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
+    [TimeSpanRange("00:00:00.100", "00:01:00")]
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// Window of the counter-rate rules (NVLink, PCIe, SBE, InfiniBand). DCGM's health watches use 60 s for PCIe and
     /// NVLink (research/gpu-health-anchors.md sections 1.1 and 6.3).
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:10", "01:00:00")]
+    [TimeSpanRange("00:00:10", "01:00:00")]
     public TimeSpan RateWindow { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// A rate is never averaged over less than this, so one error in the first second after a start is not read as
     /// "one per second" (DCGM needs a minute of data before its PCIe/thermal/power watches answer, section 1.1).
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    [TimeSpanRange("00:00:01", "00:10:00")]
     public TimeSpan RateMinimumSpan { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
@@ -82,11 +83,11 @@ public sealed class DetectionOptions
     /// Rule 25: a HW slowdown, HW thermal or power-brake clock-event bit (0x8, 0x40, 0x80) set on a GPU that is not
     /// idle for this long is a warning; shorter episodes are normal transients (NVSentinel#890).
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    [TimeSpanRange("00:00:01", "01:00:00")]
     public TimeSpan HwSlowdownSustained { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Rule 25: a slowdown that persists this long becomes high severity (catalogue heuristic: &gt; 10 min).</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    [TimeSpanRange("00:00:01", "1.00:00:00")]
     public TimeSpan HwSlowdownHighAfter { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
@@ -127,7 +128,7 @@ public sealed class DetectionOptions
     public double IbErrorsPerSecond { get; set; } = 1;
 
     /// <summary>Rule 38 says "sustained": the rate must stay at or above the threshold this long (heuristic).</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    [TimeSpanRange("00:00:00", "01:00:00")]
     public TimeSpan IbErrorsSustained { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Rule 13: uncorrectable remapped rows at or above this are a warning (DCGM DcgmGPUHardwareLimits.h, 512).</summary>
@@ -142,7 +143,7 @@ public sealed class DetectionOptions
     public int BusyUtilizationPct { get; set; } = 50;
 
     /// <summary>Rule 24: a busy GPU's PCIe link below its maximum generation or width for this long is downtrained (NVSentinel#890; heuristic duration).</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    [TimeSpanRange("00:00:00", "01:00:00")]
     public TimeSpan PcieDowntrainedSustained { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
@@ -183,7 +184,7 @@ public sealed class DetectionOptions
     public double PeerClockFraction { get; set; } = 0.75;
 
     /// <summary>Rule 28 peers: how long a GPU must stay below its peers before it is reported (heuristic, as rule 25's 60 s).</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    [TimeSpanRange("00:00:00", "01:00:00")]
     public TimeSpan PeerSustained { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
@@ -201,7 +202,7 @@ public sealed class DetectionOptions
     public double? IbExpectedRateGbps { get; set; }
 
     /// <summary>Rule 37: window over which link_downed increases count as flaps.</summary>
-    [Range(typeof(TimeSpan), "00:00:10", "1.00:00:00")]
+    [TimeSpanRange("00:00:10", "1.00:00:00")]
     public TimeSpan IbFlapWindow { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
@@ -216,21 +217,21 @@ public sealed class DetectionOptions
     public int Xid94EscalationCount { get; set; } = 3;
 
     /// <summary>Rule 4: the escalation window (catalogue: 24 h).</summary>
-    [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
+    [TimeSpanRange("00:01:00", "30.00:00:00")]
     public TimeSpan Xid94Window { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>
     /// The same Xid on the same GPU from the NVML event path and the kernel log within this window is one occurrence
     /// seen twice (research section 6.1: dedup by (uuid, xid, window)). Both paths fire within milliseconds of each other.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    [TimeSpanRange("00:00:00", "00:01:00")]
     public TimeSpan XidDedupWindow { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// During an Xid flood (NVSentinel#1120: 800,000 Xid 95 lines) the finding's text, with its counts, is rebuilt at
     /// most this often; every occurrence is still counted.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    [TimeSpanRange("00:00:00", "00:10:00")]
     public TimeSpan XidFloodRefresh { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
@@ -242,6 +243,6 @@ public sealed class DetectionOptions
     public int AppXidDistinctJobs { get; set; } = 2;
 
     /// <summary>Rule 39: the promotion window (catalogue: 24 h).</summary>
-    [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
+    [TimeSpanRange("00:01:00", "30.00:00:00")]
     public TimeSpan AppXidWindow { get; set; } = TimeSpan.FromHours(24);
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Controller.Incidents;
 
@@ -11,7 +12,7 @@ public sealed class IncidentOptions
     /// An incident resolves only after all its findings stayed clear this long (hysteresis: a flapping signal
     /// keeps one incident open instead of opening fifty).
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    [TimeSpanRange("00:00:00", "1.00:00:00")]
     public TimeSpan ResolveHold { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Resolved incidents kept in memory for the dashboard.</summary>
@@ -24,7 +25,7 @@ public sealed class IncidentOptions
     /// carries the whole group. Alertmanager's default <c>group_wait</c> is 30 s; a fault seen on eight GPUs arrives in
     /// the same sample or within milliseconds on the Xid lane, so a few seconds is enough here.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    [TimeSpanRange("00:00:00", "00:05:00")]
     public TimeSpan GroupWait { get; set; } = TimeSpan.FromSeconds(3);
 
     /// <summary>
@@ -32,11 +33,11 @@ public sealed class IncidentOptions
     /// about 1 s p99, issue 4); the group still forms during <see cref="GroupWait"/> and later GPUs join without a
     /// second page. Must not exceed <see cref="GroupWait"/>.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    [TimeSpanRange("00:00:00", "00:05:00")]
     public TimeSpan CriticalGroupWait { get; set; } = TimeSpan.Zero;
 
     /// <summary>An open, unacknowledged, unsilenced incident is notified again this often (Alertmanager's default <c>repeat_interval</c>: 4 h).</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    [TimeSpanRange("00:00:01", "7.00:00:00")]
     public TimeSpan RepeatInterval { get; set; } = TimeSpan.FromHours(4);
 
     /// <summary>
@@ -67,7 +68,7 @@ public sealed class IncidentOptions
     /// Finding counts and last-seen times of open incidents reach the store at least this often; a structural change
     /// (open, join, escalate, clear, resolve, notify, acknowledge) is written at once.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    [TimeSpanRange("00:00:01", "01:00:00")]
     public TimeSpan EvidenceFlushInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Cross-field rules (data annotations check each value's range).</summary>

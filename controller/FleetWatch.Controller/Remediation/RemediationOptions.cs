@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Controller.Remediation;
 
@@ -45,7 +46,7 @@ public sealed class RemediationOptions
     /// previous complete one is restored. Covers requeue, process start and checkpoint load (NVRx's initial heartbeat
     /// timeout is 30-60 min at scale; a fault-injection demo restores in seconds).
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    [TimeSpanRange("00:00:01", "1.00:00:00")]
     public TimeSpan VerifyTimeout { get; set; } = TimeSpan.FromMinutes(20);
 
     /// <summary>Consecutive cycles without checkpoint progress after which restarts stop (NVRx <c>max_no_progress_cycles=3</c>).</summary>
@@ -56,11 +57,11 @@ public sealed class RemediationOptions
     [Range(2, 1000)]
     public int StormCycles { get; set; } = 5;
 
-    [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
+    [TimeSpanRange("00:01:00", "7.00:00:00")]
     public TimeSpan StormWindow { get; set; } = TimeSpan.FromMinutes(30);
 
     /// <summary>A run shorter than this is a short cycle (nvrx-watch <c>suspect_node</c>: &lt; 10 min).</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    [TimeSpanRange("00:00:01", "1.00:00:00")]
     public TimeSpan ShortCycle { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Consecutive short cycles ended by the same node that flag it as suspect (nvrx-watch: 3).</summary>
@@ -80,13 +81,13 @@ public sealed class RemediationOptions
     public string? CheckpointRoot { get; set; }
 
     /// <summary>How often in-flight restores are checked against <see cref="VerifyTimeout"/>.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    [TimeSpanRange("00:00:00.050", "00:10:00")]
     public TimeSpan VerifyInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// Timeout of one scheduler adapter or job webhook call. A Slurm requeue waits for the old job to end (Slurm's
     /// KillWait defaults to 30 s; the adapter's RequeueSettleTimeout to 60 s), so this must be longer than that.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    [TimeSpanRange("00:00:01", "00:10:00")]
     public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(90);
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Controller.Storage;
 
@@ -16,6 +17,6 @@ public sealed class StorageOptions
     public string Path { get; set; } = "data/fleetwatch-controller.db";
 
     /// <summary>How long a writer waits for the database lock before failing.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
+    [TimeSpanRange("00:00:00.100", "00:01:00")]
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }

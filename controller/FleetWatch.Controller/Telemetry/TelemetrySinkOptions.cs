@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Controller.Telemetry;
 
@@ -31,7 +32,7 @@ public sealed class TelemetrySinkOptions
     public int BatchPoints { get; set; } = 5_000;
 
     /// <summary>A partial batch is written after this long.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    [TimeSpanRange("00:00:00.010", "00:01:00")]
     public TimeSpan FlushInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Attempts per batch before it is dropped (and counted).</summary>

@@ -14,6 +14,18 @@ public sealed class NvmlGpuSourceTests
     }
 
     [Fact]
+    public void Disposing_twice_shuts_down_once_and_does_not_throw()
+    {
+        // The container disposes the source once per registration it was resolved through (IGpuSource, IGpuPciMap): a
+        // second Dispose used to queue work on the completed watchdog and abort the agent on SIGTERM (exit 134).
+        var source = NewSource();
+        Assert.Equal(8, source.Read(CancellationToken.None).Gpus.Count);
+
+        source.Dispose();
+        source.Dispose();
+    }
+
+    [Fact]
     public void Reads_every_gpu_and_nvlink_with_units_converted()
     {
         using var source = NewSource();

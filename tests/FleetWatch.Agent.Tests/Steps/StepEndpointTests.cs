@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using FleetWatch.Agent;
 using FleetWatch.Agent.Sources.Steps;
 using FleetWatch.Contracts;
 using MassTransit;
@@ -149,7 +150,7 @@ public sealed class StepEndpointTests
     {
         await using var host = await StepEndpointHost.StartAsync(
             new() { ["FleetWatch:Agent:Steps:MaxBatchSize"] = "8" },
-            s => s.AddMassTransitTestHarness());
+            s => s.AddMassTransitTestHarness().AddAgentBus());
         var harness = host.Services.GetRequiredService<ITestHarness>();
         using var http = new HttpClient { BaseAddress = host.BaseAddress };
         var body = "[" + string.Join(",", Enumerable.Range(0, 20).Select(r => Report(r, 1))) + "]";
@@ -172,7 +173,7 @@ public sealed class StepEndpointTests
     {
         // The agent host runs with scope validation in Development: a singleton must not hold a scoped bus service.
         var configuration = new ConfigurationBuilder().Build();
-        var services = new ServiceCollection().AddLogging().AddMassTransit(x => x.UsingInMemory()).AddStepEndpoint(configuration);
+        var services = new ServiceCollection().AddLogging().AddMassTransit(x => x.UsingInMemory()).AddAgentBus().AddStepEndpoint(configuration);
         await using var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true, ValidateOnBuild = true });
         Assert.Throws<InvalidOperationException>(() => provider.GetRequiredService<IPublishEndpoint>()); // why the publisher takes IBus
 

@@ -30,16 +30,22 @@ public sealed class DeployConfigTests
     [Fact]
     public async Task Systemd_unit_passes_systemd_analyze_verify()
     {
-        var unit = Path.Combine(Repo.Root, "deploy", "systemd", "fleetwatch-agent.service");
+        var shipped = Path.Combine(Repo.Root, "deploy", "systemd", "fleetwatch-agent.service");
+        var text = await File.ReadAllTextAsync(shipped);
+        Assert.Contains("ExecStart=/opt/fleetwatch/fleetwatch-agent ", text);
+        // systemd-analyze checks that ExecStart's program exists: the unit as shipped, pointing at the Native AOT agent built here.
+        var dir = Directory.CreateTempSubdirectory("fw-unit-");
+        var unit = Path.Combine(dir.FullName, "fleetwatch-agent.service");
+        await File.WriteAllTextAsync(unit, text.Replace("/opt/fleetwatch/fleetwatch-agent", FleetWatchProcess.NativeAgentPath, StringComparison.Ordinal));
         var info = new System.Diagnostics.ProcessStartInfo("systemd-analyze", ["verify", unit]) { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = System.Diagnostics.Process.Start(info)!;
         var output = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
         await p.WaitForExitAsync();
+        dir.Delete(recursive: true);
 
         // Any complaint about our unit (unknown key, bad value) fails; systemd's notes about other units do not.
         var ours = output.Split('\n').Where(l => l.Contains("fleetwatch-agent.service", StringComparison.Ordinal)).ToList();
         Assert.True(p.ExitCode == 0 && ours.Count == 0, $"systemd-analyze verify: exit {p.ExitCode}\n{output}");
-        var text = await File.ReadAllTextAsync(unit);
         Assert.Contains("Type=notify", text);
         Assert.Contains("NoNewPrivileges=yes", text);
     }

@@ -4,13 +4,17 @@ namespace FleetWatch.Integration.Tests.Rabbit;
 
 /// <summary>
 /// The agent in hardware mode: the real NVML P/Invoke path (fake libnvidia-ml.so.1), the kmsg watcher on a
-/// kmsg-format file, IB sysfs from a fixture tree; through the real RabbitMQ to the controller and a webhook.
+/// kmsg-format file, IB sysfs from a fixture tree; through the real RabbitMQ to the controller and a webhook. Run twice:
+/// as the shipped Native AOT <c>fleetwatch-agent</c> and as <c>fleetwatch agent</c> (the same host, JIT-compiled); both
+/// publish with the RabbitMQ client in MassTransit's envelope, which the controller's MassTransit consumers must accept.
 /// </summary>
 [Collection("rabbitmq")]
 public sealed class HardwareAgentTests
 {
-    [Fact]
-    public async Task Kernel_log_xid79_by_pci_id_becomes_an_alert_on_the_right_gpu()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Kernel_log_xid79_by_pci_id_becomes_an_alert_on_the_right_gpu(bool native)
     {
         var vhost = await RabbitAdmin.CreateVirtualHostAsync("fw-hw");
         var dir = Directory.CreateTempSubdirectory("fw-hw-");
@@ -24,9 +28,9 @@ public sealed class HardwareAgentTests
                 "controller", "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
                 "--FleetWatch:Alerting:Webhooks:0:Name=oncall", $"--FleetWatch:Alerting:Webhooks:0:Url={receiver.Url}",
             ]);
-            await using var agent = FleetWatchProcess.Start(
+            string[] agentArgs =
             [
-                "agent", "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
+                "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
                 "--FleetWatch:Agent:NodeName=hw-node-1",
                 $"--FleetWatch:Nvml:LibraryPath={Path.Combine(AppContext.BaseDirectory, "native", "libnvidia-ml.so.1")}",
                 $"--FleetWatch:Agent:Infiniband:Root={Path.Combine(Repo.Root, "tests", "FleetWatch.Agent.Tests", "Fixtures", "infiniband", "cx7")}",
@@ -34,7 +38,9 @@ public sealed class HardwareAgentTests
                 $"--FleetWatch:Agent:Kmsg:StatePath={Path.Combine(dir.FullName, "kmsg.state")}",
                 "--FleetWatch:Agent:Kmsg:BootIdPath=",
                 $"--FleetWatch:Agent:Spool:Path={Path.Combine(dir.FullName, "spool")}",
-            ]);
+                "--FleetWatch:Agent:Steps:Port=0",
+            ];
+            await using var agent = native ? FleetWatchProcess.StartNativeAgent(agentArgs) : FleetWatchProcess.Start(["agent", .. agentArgs]);
             string Logs() => $"\n--- controller ---\n{controller.Output}\n--- agent ---\n{agent.Output}";
             await using var connection = await RabbitAdmin.ConnectAsync(vhost);
             await Wait.UntilAsync(() => RabbitAdmin.ReadyAsync(connection, "fleetwatch-xid").Result >= 0, TimeSpan.FromSeconds(60), "controller queues", Logs);

@@ -8,7 +8,9 @@ namespace FleetWatch.Integration.Tests.Rabbit;
 /// <summary>
 /// Never lose a sample: RabbitMQ is stopped for 30 s (rabbitmqctl stop_app) while an agent publishes; the agent
 /// is restarted during the outage with a non-empty spool; after start_app every sequence number of every agent
-/// run arrives (duplicates allowed: the controller deduplicates by node and sequence number).
+/// run arrives (duplicates allowed: the controller deduplicates by node and sequence number). Run for both transports
+/// behind the spool: the shipped Native AOT node agent (the RabbitMQ client, one node reading the fake NVML and fixture
+/// sysfs) and the simulated fleet on the MassTransit bus (three nodes).
 /// </summary>
 [Collection("rabbitmq")]
 public sealed class SpoolOutageTests
@@ -22,9 +24,12 @@ public sealed class SpoolOutageTests
         }
     }
 
-    [Fact]
-    public async Task Broker_outage_and_agent_restart_lose_no_sequence_number()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Broker_outage_and_agent_restart_lose_no_sequence_number(bool native)
     {
+        var nodes = native ? 1 : 3;
         var vhost = await RabbitAdmin.CreateVirtualHostAsync("fw-spool");
         var spool = Directory.CreateTempSubdirectory("fw-spool-").FullName;
         var seen = new ConcurrentBag<(string Run, string Node, long Seq)>();
@@ -38,18 +43,33 @@ public sealed class SpoolOutageTests
             cfg.ReceiveEndpoint("spool-test-sink", e => e.Consumer(() => new Sink(seen)));
         });
         await bus.StartAsync();
-        string[] AgentArgs() =>
+        var kmsg = Path.Combine(spool, "..", $"{Path.GetFileName(spool)}.kmsg");
+        await File.WriteAllTextAsync(kmsg, "6,1,1000,-;Linux version 6.1.0 (fixture)\n");
+        string[] common =
         [
-            "agent", "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
-            "--FleetWatch:Simulation:Enabled=true", "--FleetWatch:Simulation:Nodes=3", "--FleetWatch:Simulation:DemoFaults=false",
+            "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
             "--FleetWatch:Agent:Tick=00:00:00.200", $"--FleetWatch:Agent:Spool:Path={spool}",
             "--FleetWatch:Agent:Spool:PublishTimeout=00:00:01", "--FleetWatch:Agent:Spool:RetryInterval=00:00:00.500",
         ];
+        FleetWatchProcess StartAgent() => native
+            ? FleetWatchProcess.StartNativeAgent(
+            [
+                .. common, "--FleetWatch:Agent:NodeName=spool-node", "--FleetWatch:Agent:Steps:Enabled=false",
+                "--FleetWatch:Bus:RabbitMq:ReconnectInterval=00:00:00.500",
+                $"--FleetWatch:Nvml:LibraryPath={Path.Combine(AppContext.BaseDirectory, "native", "libnvidia-ml.so.1")}",
+                $"--FleetWatch:Agent:Infiniband:Root={Path.Combine(Repo.Root, "tests", "FleetWatch.Agent.Tests", "Fixtures", "infiniband", "cx7")}",
+                $"--FleetWatch:Agent:Kmsg:Path={kmsg}", $"--FleetWatch:Agent:Kmsg:StatePath={kmsg}.state", "--FleetWatch:Agent:Kmsg:BootIdPath=",
+            ])
+            : FleetWatchProcess.Start(
+            [
+                "agent", .. common,
+                "--FleetWatch:Simulation:Enabled=true", $"--FleetWatch:Simulation:Nodes={nodes}", "--FleetWatch:Simulation:DemoFaults=false",
+            ]);
         var stopped = false;
         try
         {
-            await using var first = FleetWatchProcess.Start(AgentArgs());
-            await Wait.UntilAsync(() => seen.Count >= 30, TimeSpan.FromSeconds(60), "samples flowing", () => first.Output);
+            await using var first = StartAgent();
+            await Wait.UntilAsync(() => seen.Count >= 10 * nodes, TimeSpan.FromSeconds(60), "samples flowing", () => first.Output);
 
             await RabbitAdmin.RunAsync("stop_app");
             stopped = true;
@@ -59,7 +79,7 @@ public sealed class SpoolOutageTests
             var spooledFiles = Directory.GetFiles(spool, "*.jsonl");
             Assert.NotEmpty(spooledFiles); // restarted with a non-empty spool
 
-            await using var second = FleetWatchProcess.Start(AgentArgs());
+            await using var second = StartAgent();
             var rest = TimeSpan.FromSeconds(30) - (DateTime.UtcNow - outageStart);
             if (rest > TimeSpan.Zero)
             {
@@ -73,12 +93,12 @@ public sealed class SpoolOutageTests
             await second.TerminateAsync(TimeSpan.FromSeconds(30));
             // The replayed messages sit in the sink's durable queue until the sink's own bus has reconnected after the
             // broker restart (MassTransit backs off): wait, bounded, until every run's sequence is complete, then settle.
-            await Wait.UntilAsync(() => Complete(seen), TimeSpan.FromSeconds(90), "every sequence number of both runs at the sink");
+            await Wait.UntilAsync(() => Complete(seen, 2 * nodes), TimeSpan.FromSeconds(90), "every sequence number of both runs at the sink");
             await WaitQuietAsync(seen);
 
             var runs = seen.GroupBy(s => (s.Run, s.Node)).ToList();
             var summary = string.Join("; ", runs.Select(r => $"{r.Key.Run}/{r.Key.Node}: {r.Count()} msgs, max seq {r.Max(x => x.Seq)}"));
-            Assert.True(runs.Count == 6, $"expected 2 agent runs × 3 nodes, got {summary}\n--- first ---\n{first.Output}\n--- second ---\n{second.Output}"); // 2 agent runs × 3 nodes
+            Assert.True(runs.Count == 2 * nodes, $"expected 2 agent runs × {nodes} nodes, got {summary}\n--- first ---\n{first.Output}\n--- second ---\n{second.Output}");
             foreach (var run in runs)
             {
                 var seqs = run.Select(s => s.Seq).ToHashSet();
@@ -86,7 +106,7 @@ public sealed class SpoolOutageTests
                 Assert.True(missing.Count == 0, $"run {run.Key.Run} node {run.Key.Node}: missing {string.Join(",", missing.Take(20))} of 1..{seqs.Max()}");
             }
 
-            Assert.True(runs.Sum(r => r.Select(s => s.Seq).Distinct().Count()) > 6 * 30, "the outage window held samples");
+            Assert.True(runs.Sum(r => r.Select(s => s.Seq).Distinct().Count()) > 2 * nodes * 30, "the outage window held samples");
         }
         finally
         {
@@ -98,14 +118,16 @@ public sealed class SpoolOutageTests
             await bus.StopAsync();
             await RabbitAdmin.DeleteVirtualHostAsync(vhost);
             Directory.Delete(spool, recursive: true);
+            File.Delete(kmsg);
+            File.Delete($"{kmsg}.state");
         }
     }
 
-    /// <summary>Two agent runs × three nodes, each with every sequence number from 1 to its highest.</summary>
-    private static bool Complete(ConcurrentBag<(string Run, string Node, long Seq)> seen)
+    /// <summary>Every agent run × node seen, each with every sequence number from 1 to its highest.</summary>
+    private static bool Complete(ConcurrentBag<(string Run, string Node, long Seq)> seen, int expected)
     {
         var groups = seen.ToArray().GroupBy(s => (s.Run, s.Node)).ToList();
-        return groups.Count == 6 && groups.All(g => g.Select(s => s.Seq).Distinct().Count() == g.Max(s => s.Seq));
+        return groups.Count == expected && groups.All(g => g.Select(s => s.Seq).Distinct().Count() == g.Max(s => s.Seq));
     }
 
     private static async Task WaitQuietAsync(ConcurrentBag<(string, string, long)> seen)

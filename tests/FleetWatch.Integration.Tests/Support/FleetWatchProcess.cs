@@ -24,15 +24,44 @@ public sealed class FleetWatchProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static FleetWatchProcess Start(params string[] args)
+    /// <summary>The exit code once exited.</summary>
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Waits (bounded) for the process to exit by itself.</summary>
+    public async Task WaitForExitAsync(TimeSpan limit)
     {
-        var info = new ProcessStartInfo("dotnet")
+        using var cts = new CancellationTokenSource(limit);
+        await _process.WaitForExitAsync(cts.Token);
+    }
+
+    public static FleetWatchProcess Start(params string[] args) => Start("dotnet", [Path.Combine(AppContext.BaseDirectory, "fleetwatch.dll"), .. args]);
+
+    /// <summary>
+    /// The Native AOT node agent, <c>fleetwatch-agent</c>, as shipped (scripts/test.sh publishes it to
+    /// artifacts/agent-aot before the tests; <c>FLEETWATCH_TEST_AGENT_AOT</c> names another build).
+    /// </summary>
+    public static FleetWatchProcess StartNativeAgent(params string[] args) => Start(NativeAgentPath, args);
+
+    /// <summary>Path of the published Native AOT agent; fails with how to build it when missing.</summary>
+    public static string NativeAgentPath
+    {
+        get
+        {
+            var path = Environment.GetEnvironmentVariable("FLEETWATCH_TEST_AGENT_AOT") is { Length: > 0 } p ? p
+                : Path.Combine(Repo.Root, "artifacts", "agent-aot", "fleetwatch-agent");
+            return File.Exists(path) ? path
+                : throw new FileNotFoundException($"{path} not found: scripts/test.sh publishes it (dotnet publish agent/FleetWatch.Agent -c Release -r linux-x64 -o artifacts/agent-aot)", path);
+        }
+    }
+
+    private static FleetWatchProcess Start(string program, string[] args)
+    {
+        var info = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fleetwatch.dll"));
         foreach (var a in args)
         {
             info.ArgumentList.Add(a);

@@ -14,7 +14,7 @@ public static class InfinibandServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddSysfsInfiniband(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddValidatedSourceOptions<SysfsInfinibandOptions, SysfsInfinibandOptionsValidator>(configuration, SysfsInfinibandOptions.SectionName);
+        services.AddValidatedSourceOptions<SysfsInfinibandOptions, SysfsInfinibandOptionsValidator>(configuration, SysfsInfinibandOptions.SectionName, static (c, o) => c.Bind(o));
         services.TryAddSingleton<SysfsInfinibandSource>();
         services.TryAddSingleton<IInfinibandSource>(sp => sp.GetRequiredService<SysfsInfinibandSource>());
         return services;

@@ -14,7 +14,7 @@ public static class KmsgServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddKmsgXidWatcher(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddValidatedSourceOptions<KmsgXidWatcherOptions, KmsgXidWatcherOptionsValidator>(configuration, KmsgXidWatcherOptions.SectionName);
+        services.AddValidatedSourceOptions<KmsgXidWatcherOptions, KmsgXidWatcherOptionsValidator>(configuration, KmsgXidWatcherOptions.SectionName, static (c, o) => c.Bind(o));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<KmsgXidWatcher>();
         services.AddSingleton<IXidSource>(sp => sp.GetRequiredService<KmsgXidWatcher>());

@@ -19,6 +19,7 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
     private readonly Dictionary<int, (string Uuid, string? Pci)> _identity = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Uuid, int Index)> _byPci = new(StringComparer.Ordinal);
     private bool _initialized;
+    private int _disposed;
     private long _errors;
 
     public NvmlGpuSource(IOptions<NvmlOptions> options)
@@ -66,14 +67,33 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Shuts NVML down once. The container disposes this instance once per registration it is resolved through
+    /// (<see cref="IGpuSource"/>, <see cref="IGpuPciMap"/>), so a second call must be a no-op; and a shutdown that hangs in the
+    /// driver must not turn a clean SIGTERM into a crash.
+    /// </summary>
     public void Dispose()
     {
-        if (_initialized && _watchdog.StuckIn is null)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            _watchdog.Run("shutdown", NvmlNative.Shutdown, _options.ReadTimeout);
+            return;
         }
 
-        _watchdog.Dispose();
+        try
+        {
+            if (_initialized && _watchdog.StuckIn is null)
+            {
+                _watchdog.Run("shutdown", NvmlNative.Shutdown, _options.ReadTimeout);
+            }
+        }
+        catch (NvmlHangException)
+        {
+            // The driver is stuck; the process exits anyway and the kernel releases the handles.
+        }
+        finally
+        {
+            _watchdog.Dispose();
+        }
     }
 
     private unsafe GpuReading ReadAll()

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Agent.Sources.Nvml;
 
@@ -15,6 +16,6 @@ public sealed class NvmlOptions
     /// A read of all GPUs that takes longer is reported as a driver hang (rule 31 uses 10 s for one call; a
     /// whole read at a 1 s tick that has not returned in 5 s is already stuck).
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    [TimeSpanRange("00:00:00.050", "00:01:00")]
     public TimeSpan ReadTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Net;
+using FleetWatch.Common;
 
 namespace FleetWatch.Agent.Sources.Steps;
 
@@ -42,7 +43,7 @@ public sealed class StepEndpointOptions
     public int BufferCapacity { get; set; } = 16_384;
 
     /// <summary>How often buffered reports are sent, one message per node and flush (the agent's sample tick).</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    [TimeSpanRange("00:00:00.050", "00:01:00")]
     public TimeSpan FlushInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Reports in one <c>StepTimingsBatch</c> message; a flush with more sends several.</summary>
@@ -50,7 +51,7 @@ public sealed class StepEndpointOptions
     public int MaxBatchSize { get; set; } = 2_048;
 
     /// <summary>A publish that takes longer is abandoned (the batch is counted as failed), so a blocked broker never stalls the loop.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
+    [TimeSpanRange("00:00:00.100", "00:05:00")]
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Node name put on every report; defaults to <c>FleetWatch:Agent:NodeName</c>, then the host name.</summary>

@@ -1,5 +1,7 @@
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -102,7 +104,7 @@ public sealed partial class StepEndpointServer(
         var request = context.Request;
         if (string.Equals(request.Path, StatusPath, StringComparison.Ordinal) && HttpMethods.IsGet(request.Method))
         {
-            await WriteAsync(context, StatusCodes.Status200OK, new Dictionary<string, object>
+            await WriteAsync(context, StatusCodes.Status200OK, new Dictionary<string, long>
             {
                 ["accepted"] = counters.Accepted,
                 ["rejected_requests"] = counters.RejectedRequests,
@@ -110,7 +112,7 @@ public sealed partial class StepEndpointServer(
                 ["published"] = counters.Published,
                 ["publish_failures"] = counters.PublishFailures,
                 ["buffered"] = buffer.Count,
-            }).ConfigureAwait(false);
+            }, StepEndpointJson.Default.DictionaryStringInt64).ConfigureAwait(false);
             return;
         }
 
@@ -144,7 +146,7 @@ public sealed partial class StepEndpointServer(
         }
 
         buffer.Add(reports);
-        await WriteAsync(context, StatusCodes.Status202Accepted, new Dictionary<string, object> { ["accepted"] = reports.Count }).ConfigureAwait(false);
+        await WriteAsync(context, StatusCodes.Status202Accepted, new Dictionary<string, long> { ["accepted"] = reports.Count }, StepEndpointJson.Default.DictionaryStringInt64).ConfigureAwait(false);
     }
 
     /// <summary>Reads the whole body, or returns null when it is larger than <paramref name="limit"/>.</summary>
@@ -183,14 +185,14 @@ public sealed partial class StepEndpointServer(
     {
         counters.OnRejected();
         LogRejected(logger, status, error);
-        await WriteAsync(context, status, new Dictionary<string, object> { ["error"] = error }).ConfigureAwait(false);
+        await WriteAsync(context, status, new Dictionary<string, string> { ["error"] = error }, StepEndpointJson.Default.DictionaryStringString).ConfigureAwait(false);
     }
 
-    private static Task WriteAsync(HttpContext context, int status, Dictionary<string, object> body)
+    private static Task WriteAsync<T>(HttpContext context, int status, T body, JsonTypeInfo<T> typeInfo)
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
-        return context.Response.WriteAsync(JsonSerializer.Serialize(body), context.RequestAborted);
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body, typeInfo), context.RequestAborted);
     }
 
     [LoggerMessage(EventId = 141, Level = LogLevel.Information, Message = "Step endpoint listening on {Address}")]
@@ -202,3 +204,8 @@ public sealed partial class StepEndpointServer(
     [LoggerMessage(EventId = 143, Level = LogLevel.Debug, Message = "Step report refused with {Status}: {Error}")]
     private static partial void LogRejected(ILogger logger, int status, string error);
 }
+
+/// <summary>The endpoint's JSON answers, source-generated (Native AOT).</summary>
+[JsonSerializable(typeof(Dictionary<string, long>))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
+internal sealed partial class StepEndpointJson : JsonSerializerContext;

@@ -12,15 +12,15 @@ public static class StepEndpointServiceCollectionExtensions
     /// <summary>
     /// Adds the node-local step endpoint (<see cref="StepEndpointServer"/>, its own loopback port), the bounded buffer and the
     /// flush loop that publishes <c>StepTimingsBatch</c> messages, with <see cref="StepEndpointOptions"/> bound from
-    /// <see cref="StepEndpointOptions.Section"/> and validated at start. Publishes on the bus through
-    /// <see cref="BusStepTimingsPublisher"/> unless an <see cref="IStepTimingsPublisher"/> is registered before. With
-    /// <c>Enabled = false</c> only the options are registered.
+    /// <see cref="StepEndpointOptions.Section"/> and validated at start. Publishes through the <see cref="IStepTimingsPublisher"/>
+    /// the agent's transport registers (<c>AddAgentBroker</c> or <c>AddAgentBus</c>). With <c>Enabled = false</c> only the
+    /// options are registered.
     /// </summary>
     public static IServiceCollection AddStepEndpoint(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
-        services.AddValidatedOptions<StepEndpointOptions>(configuration, StepEndpointOptions.Section, StepEndpointOptions.Validate);
+        services.AddValidatedOptions<StepEndpointOptions>(configuration, StepEndpointOptions.Section, static (c, o) => c.Bind(o), StepEndpointOptions.Validate);
         if (!configuration.GetSection(StepEndpointOptions.Section).GetValue(nameof(StepEndpointOptions.Enabled), true))
         {
             return services;
@@ -30,7 +30,6 @@ public static class StepEndpointServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<StepEndpointCounters>();
         services.TryAddSingleton<StepBuffer>();
-        services.TryAddSingleton<IStepTimingsPublisher, BusStepTimingsPublisher>();
         services.TryAddSingleton(_ => new StepNodeName(
             configuration[$"{StepEndpointOptions.Section}:{nameof(StepEndpointOptions.NodeName)}"] is { Length: > 0 } own ? own
             : configuration[$"{SamplingOptions.Section}:{nameof(SamplingOptions.NodeName)}"] is { Length: > 0 } sampler ? sampler

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Controller.Remediation.Scheduling;
 
@@ -37,11 +38,11 @@ public sealed class KubernetesOptions
     public string JobLabel { get; set; } = "batch.kubernetes.io/job-name";
 
     /// <summary>Time limit of one request to the API server.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    [TimeSpanRange("00:00:01", "00:10:00")]
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Grace period for the deleted pods; null keeps each pod's own <c>terminationGracePeriodSeconds</c>.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    [TimeSpanRange("00:00:00", "01:00:00")]
     public TimeSpan? PodDeleteGracePeriod { get; set; }
 
     internal static IEnumerable<(string Key, object? Value, string Error)> Validate(KubernetesOptions o)

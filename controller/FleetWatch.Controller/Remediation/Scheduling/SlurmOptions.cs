@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Controller.Remediation.Scheduling;
 
@@ -27,7 +28,7 @@ public sealed class SlurmOptions
     /// Time limit of one <c>scontrol</c> call, after which it is killed and the call fails. Slurm's own
     /// <c>MessageTimeout</c> defaults to 10 s (slurm.conf(5)); 30 s leaves room for its retry.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    [TimeSpanRange("00:00:01", "00:10:00")]
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
@@ -35,7 +36,7 @@ public sealed class SlurmOptions
     /// it (a release sent while the job still completes is overwritten by Slurm's requeue hold). Slurm kills the job's
     /// processes with SIGTERM and, <c>KillWait</c> (default 30 s, slurm.conf(5)) later, SIGKILL; 60 s covers that.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    [TimeSpanRange("00:00:01", "00:10:00")]
     public TimeSpan RequeueSettleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using FleetWatch.Common;
 
 namespace FleetWatch.Controller.Stragglers.Live;
 
@@ -12,7 +13,7 @@ public sealed class LiveStragglerOptions
     public const string Section = "FleetWatch:Stragglers:Live";
 
     /// <summary>How often time advances in the detector (releases held reports, closes steps, checks for hangs, escalates).</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    [TimeSpanRange("00:00:00.050", "00:01:00")]
     public TimeSpan Tick { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
@@ -21,7 +22,7 @@ public sealed class LiveStragglerOptions
     /// and the broker adds its own delay. A hang is reported this much later than the detector alone would. Reports later
     /// than this are fed at once (the detector counts those that come too late as stale). 2 s = one agent flush + margin. [FW]
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    [TimeSpanRange("00:00:00", "00:05:00")]
     public TimeSpan IngestLag { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
@@ -29,7 +30,7 @@ public sealed class LiveStragglerOptions
     /// section 5.2, severity ladder after Falcon: observe, alert, then act). Falcon saw stragglers last from seconds to
     /// hours; ten minutes is past the transient ones and well before the hour-long ones cost a checkpoint interval. [FW]
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    [TimeSpanRange("00:00:01", "1.00:00:00")]
     public TimeSpan EscalateAfter { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
@@ -45,7 +46,7 @@ public sealed class LiveStragglerOptions
     /// when jobs end without final reports (killed, crashed). Longer than NCCL's 30-minute timeout and a checkpoint
     /// cycle. A hang incident raised for it stays open for an operator; straggler conditions clear. [FW]
     /// </summary>
-    [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
+    [TimeSpanRange("00:01:00", "7.00:00:00")]
     public TimeSpan ForgetJobAfter { get; set; } = TimeSpan.FromHours(6);
 
     /// <summary>Work items (batches of reports, ticks) waiting for the detector loop; when full, consumers wait (back-pressure to the broker).</summary>
@@ -56,7 +57,7 @@ public sealed class LiveStragglerOptions
     /// Node counters are compared across this window when a rank is flagged (error rates need two samples). NVRx's
     /// NVLink health check uses 60 s windows (research/straggler-restore-anchors.md section 1.6).
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    [TimeSpanRange("00:00:01", "01:00:00")]
     public TimeSpan AttributionWindow { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Largest number of (node, GPU) pairs a hang is reported on (its suspect ranks); more are named in the message only.</summary>
