@@ -33,6 +33,13 @@ public class BrokerOptions
     [TimeSpanRange("00:00:00.050", "00:05:00")]
     public TimeSpan ReconnectInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a publish waits for the broker's confirm (and for an earlier publish still waiting). Past it the message is
+    /// spooled; a broker that blocks publishing (memory or disk alarm) keeps the connection, a silent one is reconnected.
+    /// </summary>
+    [TimeSpanRange("00:00:00.100", "00:05:00")]
+    public TimeSpan ConfirmTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>TCP connect and AMQP handshake limit of one attempt.</summary>
     [TimeSpanRange("00:00:00.100", "00:05:00")]
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);

@@ -119,7 +119,15 @@ public sealed partial class RabbitMqPublisher : ITelemetryPublisher, IStepTiming
         var vhost = _options.VirtualHost.Trim('/');
         var body = Envelope(message, typeInfo, messageId, _time.GetUtcNow(), _sourceAddress,
             $"rabbitmq://{_options.Host}:{_options.Port}/{(vhost.Length == 0 ? "" : vhost + "/")}{exchange}");
-        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        // One publish at a time (the confirm is awaited). A publish stuck behind a blocked or silent broker must not
+        // collect waiters for hours: after ConfirmTimeout the next one gives up and the spool keeps its message.
+        if (!await _gate.WaitAsync(_options.ConfirmTimeout, ct).ConfigureAwait(false))
+        {
+            throw new BrokerUnavailableException($"publish to {exchange}: an earlier publish is still waiting for the broker");
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_options.ConfirmTimeout);
         try
         {
             var channel = await ChannelAsync(ct).ConfigureAwait(false);
@@ -127,7 +135,7 @@ public sealed partial class RabbitMqPublisher : ITelemetryPublisher, IStepTiming
             {
                 // The controller declares the same exchange when it starts; an agent started first must not lose its
                 // publishes to a missing exchange (that closes the channel), so it declares it too, with MassTransit's arguments.
-                await channel.ExchangeDeclareAsync(exchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: ct).ConfigureAwait(false);
+                await channel.ExchangeDeclareAsync(exchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: timeout.Token).ConfigureAwait(false);
             }
 
             var properties = new BasicProperties
@@ -136,7 +144,21 @@ public sealed partial class RabbitMqPublisher : ITelemetryPublisher, IStepTiming
                 DeliveryMode = DeliveryModes.Persistent,
                 MessageId = messageId.ToString(),
             };
-            await channel.BasicPublishAsync(exchange, "", mandatory: false, properties, body, ct).ConfigureAwait(false);
+            await channel.BasicPublishAsync(exchange, "", mandatory: false, properties, body, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            // No confirm in time. Blocked by a resource alarm (the broker said so): keep the connection, it resumes when
+            // the alarm clears. Otherwise the connection is presumed dead and is replaced.
+            _declared.Remove(exchange);
+            if (_blockedReason is null)
+            {
+                await DropConnectionAsync($"no confirm within {_options.ConfirmTimeout.TotalSeconds:0.#} s").ConfigureAwait(false);
+            }
+
+            throw new BrokerUnavailableException(_blockedReason is { } reason
+                ? $"publish to {exchange}: the broker blocks publishing ({reason})"
+                : $"publish to {exchange}: no confirm within {_options.ConfirmTimeout.TotalSeconds:0.#} s");
         }
         catch (Exception ex) when (ex is RabbitMQClientException or IOException or System.Net.Sockets.SocketException or InvalidOperationException
             && ex is not BrokerUnavailableException)

@@ -66,9 +66,10 @@ public sealed partial class NativeAgentTests
             using var http = new HttpClient { BaseAddress = new Uri(ListeningOn().Match(agent.Output).Groups[1].Value) };
 
             await Wait.UntilAsync(() => http.GetAsync("/healthz/ready").Result.IsSuccessStatusCode, TimeSpan.FromSeconds(30), "ready", () => agent.Output);
+            // Ready means a sample was taken; its publish (confirmed by the broker) may still be in flight.
+            await Wait.UntilAsync(() => Published().IsMatch(http.GetStringAsync("/metrics").Result), TimeSpan.FromSeconds(30), "a sample published", () => agent.Output);
             var metrics = await http.GetStringAsync("/metrics");
             Assert.Contains("DCGM_FI_DEV_GPU_TEMP{gpu=\"0\",UUID=\"GPU-fa4e0000-0000-0000-0000-000000000000\"", metrics);
-            Assert.Matches(@"fleetwatch_agent_samples_published_total [1-9]", metrics);
             Assert.Contains("fleetwatch_agent_spool_pending 0", metrics);
             Assert.Equal("Healthy", await http.GetStringAsync("/healthz"));
             Assert.Equal("live", await http.GetStringAsync("/healthz/live"));
@@ -103,6 +104,9 @@ public sealed partial class NativeAgentTests
 
     [GeneratedRegex(@"FleetWatch Agent listening on (http://\S+)")]
     private static partial Regex ListeningOn();
+
+    [GeneratedRegex(@"fleetwatch_agent_samples_published_total [1-9]")]
+    private static partial Regex Published();
 
     [GeneratedRegex(@"Step endpoint listening on (http://\S+)")]
     private static partial Regex StepsOn();

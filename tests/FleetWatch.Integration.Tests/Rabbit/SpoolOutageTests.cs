@@ -33,36 +33,13 @@ public sealed class SpoolOutageTests
         var vhost = await RabbitAdmin.CreateVirtualHostAsync("fw-spool");
         var spool = Directory.CreateTempSubdirectory("fw-spool-").FullName;
         var seen = new ConcurrentBag<(string Run, string Node, long Seq)>();
-        var bus = MassTransit.Bus.Factory.CreateUsingRabbitMq(cfg =>
-        {
-            cfg.Host(Services.RabbitHost, (ushort)Services.RabbitPort, vhost, h =>
-            {
-                h.Username("guest");
-                h.Password("guest");
-            });
-            cfg.ReceiveEndpoint("spool-test-sink", e => e.Consumer(() => new Sink(seen)));
-        });
-        await bus.StartAsync();
+        var bus = await StartSinkAsync(vhost, seen);
         var kmsg = Path.Combine(spool, "..", $"{Path.GetFileName(spool)}.kmsg");
-        await File.WriteAllTextAsync(kmsg, "6,1,1000,-;Linux version 6.1.0 (fixture)\n");
-        string[] common =
-        [
-            "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
-            "--FleetWatch:Agent:Tick=00:00:00.200", $"--FleetWatch:Agent:Spool:Path={spool}",
-            "--FleetWatch:Agent:Spool:PublishTimeout=00:00:01", "--FleetWatch:Agent:Spool:RetryInterval=00:00:00.500",
-        ];
         FleetWatchProcess StartAgent() => native
-            ? FleetWatchProcess.StartNativeAgent(
-            [
-                .. common, "--FleetWatch:Agent:NodeName=spool-node", "--FleetWatch:Agent:Steps:Enabled=false",
-                "--FleetWatch:Bus:RabbitMq:ReconnectInterval=00:00:00.500",
-                $"--FleetWatch:Nvml:LibraryPath={Path.Combine(AppContext.BaseDirectory, "native", "libnvidia-ml.so.1")}",
-                $"--FleetWatch:Agent:Infiniband:Root={Path.Combine(Repo.Root, "tests", "FleetWatch.Agent.Tests", "Fixtures", "infiniband", "cx7")}",
-                $"--FleetWatch:Agent:Kmsg:Path={kmsg}", $"--FleetWatch:Agent:Kmsg:StatePath={kmsg}.state", "--FleetWatch:Agent:Kmsg:BootIdPath=",
-            ])
+            ? FleetWatchProcess.StartNativeAgent(NativeAgentArgs(vhost, spool, kmsg))
             : FleetWatchProcess.Start(
             [
-                "agent", .. common,
+                "agent", .. CommonArgs(vhost, spool),
                 "--FleetWatch:Simulation:Enabled=true", $"--FleetWatch:Simulation:Nodes={nodes}", "--FleetWatch:Simulation:DemoFaults=false",
             ]);
         var stopped = false;
@@ -121,6 +98,92 @@ public sealed class SpoolOutageTests
             File.Delete(kmsg);
             File.Delete($"{kmsg}.state");
         }
+    }
+
+    [Fact]
+    public async Task Broker_blocking_publishers_memory_alarm_spools_and_drains_with_no_sequence_lost()
+    {
+        // A memory alarm (vm_memory_high_watermark 0) makes RabbitMQ block every publishing connection: the TCP socket
+        // stops being read, publishes hang, no error comes back. The agent must notice (connection.blocked, confirm timeout),
+        // spool, and replay once the alarm clears.
+        var vhost = await RabbitAdmin.CreateVirtualHostAsync("fw-block");
+        var spool = Directory.CreateTempSubdirectory("fw-block-").FullName;
+        var kmsg = Path.Combine(spool, "..", $"{Path.GetFileName(spool)}.kmsg");
+        var seen = new ConcurrentBag<(string Run, string Node, long Seq)>();
+        var bus = await StartSinkAsync(vhost, seen);
+        var alarm = false;
+        try
+        {
+            await using var agent = FleetWatchProcess.StartNativeAgent([.. NativeAgentArgs(vhost, spool, kmsg), "--FleetWatch:Bus:RabbitMq:ConfirmTimeout=00:00:01"]);
+            await Wait.UntilAsync(() => seen.Count >= 10, TimeSpan.FromSeconds(60), "samples flowing", () => agent.Output);
+
+            await RabbitAdmin.RunAsync("set_vm_memory_high_watermark", "0");
+            alarm = true;
+            await Wait.UntilAsync(() => Directory.GetFiles(spool, "*.jsonl").Length > 0, TimeSpan.FromSeconds(60), "the agent spooling while blocked", () => agent.Output);
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            await RabbitAdmin.RunAsync("set_vm_memory_high_watermark", "0.4");
+            alarm = false;
+
+            await Wait.UntilAsync(() => Directory.GetFiles(spool, "*.jsonl").Length == 0, TimeSpan.FromSeconds(120), "spool drained", () => agent.Output);
+            await agent.TerminateAsync(TimeSpan.FromSeconds(30));
+            await Wait.UntilAsync(() => Complete(seen, 1), TimeSpan.FromSeconds(60), "every sequence number at the sink", () => agent.Output);
+            Assert.Contains("RabbitMQ blocks publishing", agent.Output);
+            Assert.True(seen.Select(x => x.Seq).Distinct().Count() > 25, "the blocked window held samples"); // ≥ 5 s at a 200 ms tick
+        }
+        finally
+        {
+            if (alarm)
+            {
+                await RabbitAdmin.RunAsync("set_vm_memory_high_watermark", "0.4");
+            }
+
+            await bus.StopAsync();
+            await RabbitAdmin.DeleteVirtualHostAsync(vhost);
+            Directory.Delete(spool, recursive: true);
+            File.Delete(kmsg);
+            File.Delete($"{kmsg}.state");
+        }
+    }
+
+    /// <summary>A MassTransit consumer of <see cref="NodeSample"/> on its own queue: what the controller would receive.</summary>
+    private static async Task<IBusControl> StartSinkAsync(string vhost, ConcurrentBag<(string Run, string Node, long Seq)> seen)
+    {
+        var bus = MassTransit.Bus.Factory.CreateUsingRabbitMq(cfg =>
+        {
+            cfg.Host(Services.RabbitHost, (ushort)Services.RabbitPort, vhost, h =>
+            {
+                h.Username("guest");
+                h.Password("guest");
+            });
+            cfg.ReceiveEndpoint("spool-test-sink", e => e.Consumer(() => new Sink(seen)));
+        });
+        await bus.StartAsync();
+        return bus;
+    }
+
+    private static string[] CommonArgs(string vhost, string spool) =>
+    [
+        "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
+        "--FleetWatch:Agent:Tick=00:00:00.200", $"--FleetWatch:Agent:Spool:Path={spool}",
+        "--FleetWatch:Agent:Spool:PublishTimeout=00:00:01", "--FleetWatch:Agent:Spool:RetryInterval=00:00:00.500",
+    ];
+
+    /// <summary>The Native AOT agent on one node: fake NVML, the ConnectX-7 sysfs fixture, a kmsg file (written here).</summary>
+    private static string[] NativeAgentArgs(string vhost, string spool, string kmsg)
+    {
+        if (!File.Exists(kmsg))
+        {
+            File.WriteAllText(kmsg, "6,1,1000,-;Linux version 6.1.0 (fixture)\n");
+        }
+
+        return
+        [
+            .. CommonArgs(vhost, spool), "--FleetWatch:Agent:NodeName=spool-node", "--FleetWatch:Agent:Steps:Enabled=false",
+            "--FleetWatch:Bus:RabbitMq:ReconnectInterval=00:00:00.500",
+            $"--FleetWatch:Nvml:LibraryPath={Path.Combine(AppContext.BaseDirectory, "native", "libnvidia-ml.so.1")}",
+            $"--FleetWatch:Agent:Infiniband:Root={Path.Combine(Repo.Root, "tests", "FleetWatch.Agent.Tests", "Fixtures", "infiniband", "cx7")}",
+            $"--FleetWatch:Agent:Kmsg:Path={kmsg}", $"--FleetWatch:Agent:Kmsg:StatePath={kmsg}.state", "--FleetWatch:Agent:Kmsg:BootIdPath=",
+        ];
     }
 
     /// <summary>Every agent run × node seen, each with every sequence number from 1 to its highest.</summary>
