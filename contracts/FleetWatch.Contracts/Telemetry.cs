@@ -82,6 +82,40 @@ public sealed record GpuSample
     /// the deprecated nvmlDeviceGetViolationStatus); null when neither is supported.
     /// </summary>
     public long? ThermalViolationNs { get; init; }
+
+    /// <summary>
+    /// NVML reports unrepairable memory (<c>nvmlDeviceGetUnrepairableMemoryFlag_v1</c>, NVML 13; DCGM field 1507
+    /// <c>MEMORY_UNREPAIRABLE</c>): the GPU has memory errors it can no longer remap or retire. Null on drivers without
+    /// the call or GPUs that do not support it.
+    /// </summary>
+    public bool? UnrepairableMemory { get; init; }
+
+    /// <summary>
+    /// InfoROM checksums verified by <c>nvmlDeviceValidateInforom</c> (false: <c>NVML_ERROR_CORRUPTED_INFOROM</c>; DCGM
+    /// field 84 <c>INFOROM_VALID</c>). The agent validates less often than it samples and repeats the last verdict between
+    /// validations; null when not supported or not validated yet.
+    /// </summary>
+    public bool? InforomValid { get; init; }
+
+    /// <summary>
+    /// NVLink fabric registration state from <c>nvmlDeviceGetGpuFabricInfoV</c> (<c>NVML_GPU_FABRIC_STATE_*</c>: 1 not
+    /// started, 2 in progress, 3 completed). Null, like every fabric field, when the GPU is not on an NVSwitch fabric
+    /// (NOT_SUPPORTED, or state 0 NOT_SUPPORTED).
+    /// </summary>
+    public int? FabricState { get; init; }
+
+    /// <summary>Fabric registration result (an <c>nvmlReturn_t</c>, 0 success); meaningful once <see cref="FabricState"/> is 3.</summary>
+    public int? FabricStatus { get; init; }
+
+    /// <summary>
+    /// Fabric health mask (<c>nvmlGpuFabricInfo_v2+.healthMask</c>; DCGM field 174 <c>FABRIC_HEALTH_MASK</c>): 2-bit
+    /// fields degraded bandwidth (bits 0-1), route recovery (2-3), route unhealthy (4-5), access-timeout recovery (6-7),
+    /// each 0 not supported, 1 true, 2 false; incorrect configuration in bits 8-11 (1 none).
+    /// </summary>
+    public long? FabricHealthMask { get; init; }
+
+    /// <summary>Fabric health summary (<c>nvmlGpuFabricInfo_v3.healthSummary</c>: 1 healthy, 2 unhealthy, 3 limited capacity); null before v3.</summary>
+    public int? FabricHealthSummary { get; init; }
 }
 
 /// <summary>Cumulative NVLink counters of one link of one GPU.</summary>

@@ -34,13 +34,26 @@ public static class PrometheusText
         ("DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "Total number of double-bit persistent ECC errors.", g => g.EccUncorrectedAggregate),
         ("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.", g => g.RemappedRowsCorrectable),
         ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors.", g => g.RemappedRowsUncorrectable),
-        ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed.", g => g.RemapFailure is { } f ? (f ? 1 : 0) : null),
+        ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed.", g => Flag(g.RemapFailure)),
         ("DCGM_FI_DEV_RETIRED_SBE", "Total number of retired pages due to single-bit errors.", g => g.RetiredPagesSbe),
         ("DCGM_FI_DEV_RETIRED_DBE", "Total number of retired pages due to double-bit errors.", g => g.RetiredPagesDbe),
         ("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "Current clock event (throttle) reasons bit mask.", g => g.ClockEventReasons),
         ("DCGM_FI_DEV_PCIE_LINK_GEN", "Current PCIe link generation.", g => g.PcieLinkGen),
         ("DCGM_FI_DEV_PCIE_LINK_WIDTH", "Current PCIe link width.", g => g.PcieLinkWidth),
+        // Rules 14, 21, 35 under their DCGM field names (dcgm_fields.h 1507, 84, 174; the health mask is in dcgm-exporter's
+        // etc/default-counters.csv, commented out by default). The agent reads them through NVML.
+        ("DCGM_FI_DEV_MEMORY_UNREPAIRABLE_FLAG", "Unrepairable memory flag (1 = unrepairable).", g => Flag(g.UnrepairableMemory)),
+        ("DCGM_FI_DEV_INFOROM_CONFIG_VALID", "Whether the InfoROM is valid (0 = corrupt).", g => Flag(g.InforomValid)),
+        ("DCGM_FI_DEV_FABRIC_HEALTH_MASK", "GPU fabric health status mask.", g => g.FabricHealthMask),
+        // DCGM's FABRIC_MANAGER_STATUS (170) uses its own enum, not NVML's fabric state: FleetWatch's own names for NVML's
+        // values. DCGM_FI_DEV_FABRIC_HEALTH_SUMMARY (175) would fail promtool's lint ("metric name should not include type
+        // 'summary'"), so the summary is fleetwatch_gpu_fabric_health.
+        ("fleetwatch_gpu_fabric_health", "NVML GPU fabric health summary (1 healthy, 2 unhealthy, 3 limited capacity).", g => g.FabricHealthSummary),
+        ("fleetwatch_gpu_fabric_state", "NVML GPU fabric registration state (1 not started, 2 in progress, 3 completed).", g => g.FabricState),
+        ("fleetwatch_gpu_fabric_status", "NVML return code of the GPU fabric registration (0 success).", g => g.FabricStatus),
     ];
+
+    private static double? Flag(bool? value) => value is { } v ? (v ? 1 : 0) : null;
 
     public static string Render(NodeSample? sample, IReadOnlyDictionary<int, int> lastXid, IEnumerable<AgentCounter> agent)
     {

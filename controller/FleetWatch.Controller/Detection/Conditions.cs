@@ -33,6 +33,9 @@ public enum ConditionRule : byte
     IbRate,
     IbFlap,
     IbErrors,
+    UnrepairableMemory,
+    FabricHealth,
+    InforomCorrupt,
 }
 
 /// <summary>Names of <see cref="ConditionRule"/> as the API and the dashboard show them.</summary>
@@ -43,11 +46,11 @@ public static class ConditionRules
         "gpu_lost", "ecc_dbe", "row_remap_failure", "row_remap_pending", "remapped_rows", "retired_pages", "retired_pages_pending",
         "over_temperature", "hw_slowdown", "thermal_violation", "ecc_sbe_rate", "pcie_replay", "pcie_downtrained", "recovery_action",
         "power", "power_peers", "clock_peers", "nvlink_down", "nvlink_errors", "nvlink_crc", "gpu_missing", "gpu_source",
-        "ib_down", "ib_rate", "ib_flap", "ib_errors",
+        "ib_down", "ib_rate", "ib_flap", "ib_errors", "memory_unrepairable", "fabric_health", "inforom_corrupt",
     ];
 
     /// <summary>How many rules there are (the width of a node's condition table).</summary>
-    public const int Count = (int)ConditionRule.IbErrors + 1;
+    public const int Count = (int)ConditionRule.InforomCorrupt + 1;
 
     public static string Name(ConditionRule rule) => Names[(int)rule];
 }

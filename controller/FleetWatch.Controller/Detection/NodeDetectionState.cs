@@ -30,6 +30,9 @@ public enum Signal
     IbRate,
     IbFlap,
     EccDbe,
+    UnrepairableMemory,
+    FabricHealth,
+    InforomCorrupt,
 }
 
 /// <summary>

@@ -90,6 +90,9 @@ public static partial class SampleDetectors
         EvaluateThermalViolation(c, before, gpu);
         EvaluateRecoveryAction(c, gpu);
         EvaluatePower(c, gpu);
+        EvaluateUnrepairableMemory(c, gpu);
+        EvaluateFabric(c, gpu);
+        EvaluateInforom(c, gpu);
 
         // Rule 17: SBE storm, as a rate of the volatile corrected-ECC counter.
         var sbeKey = new SignalKey(Signal.SbeRate, g);

@@ -13,7 +13,8 @@ public sealed class PrometheusTextTests
         Time = DateTimeOffset.UnixEpoch,
         Gpus =
         [
-            new GpuSample { Index = 0, Uuid = "GPU-a", PciBusId = "00000000:18:00.0", Name = "NVIDIA H100 80GB HBM3", TemperatureC = 41, PowerW = 612.5, EccUncorrectedVolatile = 2, RemapFailure = false, MemoryTotalMiB = 81559, MemoryUsedMiB = 60000 },
+            new GpuSample { Index = 0, Uuid = "GPU-a", PciBusId = "00000000:18:00.0", Name = "NVIDIA H100 80GB HBM3", TemperatureC = 41, PowerW = 612.5, EccUncorrectedVolatile = 2, RemapFailure = false, MemoryTotalMiB = 81559, MemoryUsedMiB = 60000,
+                UnrepairableMemory = false, InforomValid = false, FabricState = 3, FabricStatus = 0, FabricHealthMask = 0x199, FabricHealthSummary = 2 },
             new GpuSample { Index = 1, Uuid = "GPU-b", Lost = true },
         ],
         NvLinks = [new NvLinkSample { GpuIndex = 0, Link = 0, Up = true, ReplayErrors = 3 }, new NvLinkSample { GpuIndex = 0, Link = 1, Up = true, ReplayErrors = 4 }],
@@ -36,6 +37,11 @@ public sealed class PrometheusTextTests
         Assert.DoesNotContain("DCGM_FI_DEV_GPU_TEMP{gpu=\"1\"", text); // lost GPU: no value, not 0
         Assert.Contains("fleetwatch_gpu_lost{gpu=\"1\"", text);
         Assert.Contains("fleetwatch_ib_port_sysfs_saturated{device=\"mlx5_0\",port=\"1\",Hostname=\"gpu-node-\\\"7\\\"\",counter=\"symbol_error\"} 1\n", text);
+        Assert.Matches("DCGM_FI_DEV_INFOROM_CONFIG_VALID\\{gpu=\"0\"[^}]*\\} 0\n", text); // corrupt InfoROM
+        Assert.Matches("DCGM_FI_DEV_MEMORY_UNREPAIRABLE_FLAG\\{gpu=\"0\"[^}]*\\} 0\n", text);
+        Assert.Matches("DCGM_FI_DEV_FABRIC_HEALTH_MASK\\{gpu=\"0\"[^}]*\\} 409\n", text);
+        Assert.Matches("fleetwatch_gpu_fabric_state\\{gpu=\"0\"[^}]*\\} 3\n", text);
+        Assert.DoesNotContain("fleetwatch_gpu_fabric_health{gpu=\"1\"", text); // not read: absent, not 0
         Assert.Contains("# TYPE fleetwatch_agent_samples_published_total counter\nfleetwatch_agent_samples_published_total 12\n", text);
     }
 

@@ -2,6 +2,7 @@
  * watchdog paths run in tests on machines without a GPU. Values are scripted through fake_nvml_set().
  * Return codes and enum values follow nvml.h (research/gpu-health-anchors.md section 3.2). */
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,6 +13,12 @@ enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, GPU_IS_LOST = 15, DRI
 static long long g_count = 8, g_lost = -1, g_hang_ms = 0, g_nvlink = 18, g_dbe = 0, g_init_fail = 0, g_inited = 0, g_calls = 0;
 /* One scripted NVML event: device index and Xid (eventData) delivered by the next nvmlEventSetWait_v2. */
 static long long g_event_gpu = -1, g_event_xid = 0, g_recovery = 0;
+/* Health reads (rules 14, 21, 35), applied to GPU g_health_gpu (-1: every GPU).
+ * inforom: 0 valid, 1 corrupt, 2 NOT_SUPPORTED. unrepairable: 0 no, 1 yes, 2 NOT_SUPPORTED.
+ * fabric: 0 completed and healthy, 1 completed with degraded bandwidth and an unhealthy route, 2 NOT_SUPPORTED,
+ * 3 registration in progress, 4 state NVML_GPU_FABRIC_STATE_NOT_SUPPORTED, 5 completed with a failed status (v3 always;
+ * fabric_v2_only makes v3 an ARGUMENT_VERSION_MISMATCH as on drivers before healthSummary). */
+static long long g_inforom = 0, g_unrepairable = 0, g_fabric = 0, g_fabric_v2_only = 0, g_health_gpu = -1, g_inforom_calls = 0;
 
 int fake_nvml_set(const char *key, long long value) {
     if (!strcmp(key, "count")) g_count = value;
@@ -23,10 +30,17 @@ int fake_nvml_set(const char *key, long long value) {
     else if (!strcmp(key, "event_gpu")) g_event_gpu = value;
     else if (!strcmp(key, "recovery")) g_recovery = value;
     else if (!strcmp(key, "event_xid")) g_event_xid = value;
+    else if (!strcmp(key, "inforom")) g_inforom = value;
+    else if (!strcmp(key, "unrepairable")) g_unrepairable = value;
+    else if (!strcmp(key, "fabric")) g_fabric = value;
+    else if (!strcmp(key, "fabric_v2_only")) g_fabric_v2_only = value;
+    else if (!strcmp(key, "health_gpu")) g_health_gpu = value;
+    else if (!strcmp(key, "inforom_calls")) g_inforom_calls = value;
     else return -1;
     return 0;
 }
 long long fake_nvml_calls(void) { return g_calls; }
+long long fake_nvml_inforom_calls(void) { return g_inforom_calls; }
 
 #define DEV(d) ((long)(d) - 1)
 #define GUARD(d) do { g_calls++; if (!g_inited) return UNINIT; if (DEV(d) < 0 || DEV(d) >= g_count) return INVALID; if (DEV(d) == g_lost) return GPU_IS_LOST; } while (0)
@@ -103,3 +117,40 @@ nvmlReturn_t nvmlEventSetWait_v2(void *set, nvmlEventData_t *data, unsigned int 
     return 10; /* TIMEOUT */
 }
 nvmlReturn_t nvmlEventSetFree(void *set) { return OK; }
+
+#define HEALTH(d, v) ((g_health_gpu < 0 || DEV(d) == g_health_gpu) ? (v) : 0)
+enum { CORRUPTED_INFOROM = 14, ARGUMENT_VERSION_MISMATCH = 25 };
+nvmlReturn_t nvmlDeviceValidateInforom(nvmlDevice_t d) {
+    GUARD(d); g_inforom_calls++;
+    switch (HEALTH(d, g_inforom)) { case 1: return CORRUPTED_INFOROM; case 2: return NOT_SUPPORTED; default: return OK; } }
+/* nvmlUnrepairableMemoryStatus_v1_t: one unsigned int, no version field (NVML 13.0). */
+typedef struct { unsigned int bUnrepairableMemory; } nvmlUnrepairableMemoryStatus_v1_t;
+nvmlReturn_t nvmlDeviceGetUnrepairableMemoryFlag_v1(nvmlDevice_t d, nvmlUnrepairableMemoryStatus_v1_t *s) {
+    GUARD(d); if (HEALTH(d, g_unrepairable) == 2) return NOT_SUPPORTED; s->bUnrepairableMemory = HEALTH(d, g_unrepairable) == 1; return OK; }
+/* nvmlGpuFabricInfo_v3_t as nvml.h declares it (state is an unsigned char, so the compiler pads as NVML's does). */
+typedef struct { unsigned int version; unsigned char clusterUuid[16]; nvmlReturn_t status; unsigned int cliqueId;
+                 unsigned char state; unsigned int healthMask; unsigned char healthSummary; } nvmlGpuFabricInfo_v3_t;
+#define FABRIC_V3 ((unsigned)sizeof(nvmlGpuFabricInfo_v3_t) | (3u << 24))
+#define FABRIC_V2 ((unsigned)offsetof(nvmlGpuFabricInfo_v3_t, healthSummary) | (2u << 24))
+/* healthMask 2-bit fields (1 true, 2 false): degraded BW << 0, route recovery << 2, route unhealthy << 4, access timeout
+ * recovery << 6; incorrect configuration << 8 (1 none). */
+#define MASK_HEALTHY (2u | 2u << 2 | 2u << 4 | 2u << 6 | 1u << 8)
+#define MASK_UNHEALTHY (1u | 2u << 2 | 1u << 4 | 2u << 6 | 1u << 8)
+nvmlReturn_t nvmlDeviceGetGpuFabricInfoV(nvmlDevice_t d, nvmlGpuFabricInfo_v3_t *f) {
+    GUARD(d);
+    unsigned version = f->version;
+    if (version != FABRIC_V3 && version != FABRIC_V2) return ARGUMENT_VERSION_MISMATCH;
+    if (version == FABRIC_V3 && g_fabric_v2_only) return ARGUMENT_VERSION_MISMATCH;
+    long long mode = HEALTH(d, g_fabric);
+    if (mode == 2) return NOT_SUPPORTED;
+    memset(f, 0, version == FABRIC_V3 ? sizeof *f : offsetof(nvmlGpuFabricInfo_v3_t, healthSummary));
+    f->version = version; f->cliqueId = 7; f->state = 3; f->status = OK; f->healthMask = MASK_HEALTHY;
+    if (version == FABRIC_V3) f->healthSummary = 1;
+    switch (mode) {
+    case 1: f->healthMask = MASK_UNHEALTHY; if (version == FABRIC_V3) f->healthSummary = 2; break;
+    case 3: f->state = 2; f->healthMask = 0; break;
+    case 4: f->state = 0; f->healthMask = 0; break;
+    case 5: f->status = 999; break;
+    }
+    return OK;
+}

@@ -27,7 +27,10 @@ internal static unsafe class FakeNvml
         }
     }
 
-    /// <summary>Default script: 8 healthy H100-like GPUs with 18 NVLinks each.</summary>
+    /// <summary>How many times the agent called nvmlDeviceValidateInforom since the last <see cref="Reset"/>.</summary>
+    public static long InforomCalls => ((delegate* unmanaged<long>)NativeLibrary.GetExport(Handle.Value, "fake_nvml_inforom_calls"))();
+
+    /// <summary>Default script: 8 healthy H100-like GPUs with 18 NVLinks each, on a healthy fabric, InfoROM valid.</summary>
     public static void Reset()
     {
         Set("count", 8);
@@ -38,5 +41,11 @@ internal static unsafe class FakeNvml
         Set("init_fail", 0);
         Set("recovery", 0);
         Set("event_gpu", -1);
+        Set("inforom", 0);
+        Set("unrepairable", 0);
+        Set("fabric", 0);
+        Set("fabric_v2_only", 0);
+        Set("health_gpu", -1);
+        Set("inforom_calls", 0);
     }
 }

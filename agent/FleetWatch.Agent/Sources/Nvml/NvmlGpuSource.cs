@@ -15,16 +15,21 @@ public sealed class NvmlUnavailableException(string message) : Exception(message
 public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
 {
     private readonly NvmlOptions _options;
+    private readonly TimeProvider _time;
     private readonly NvmlWatchdog _watchdog = new();
+    private readonly Dictionary<int, (bool? Valid, long At)> _inforom = [];
     private readonly Dictionary<int, (string Uuid, string? Pci)> _identity = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Uuid, int Index)> _byPci = new(StringComparer.Ordinal);
     private bool _initialized;
     private int _disposed;
     private long _errors;
 
-    public NvmlGpuSource(IOptions<NvmlOptions> options)
+    /// <param name="options">Library path, read timeout, InfoROM validation interval.</param>
+    /// <param name="timeProvider">Clock of the InfoROM validation interval; the system clock when null (tools/NvmlProbe).</param>
+    public NvmlGpuSource(IOptions<NvmlOptions> options, TimeProvider? timeProvider = null)
     {
         _options = options.Value;
+        _time = timeProvider ?? TimeProvider.System;
         NvmlLibrary.Use(_options.LibraryPath);
     }
 
@@ -230,6 +235,10 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
             }
         }
 
+        var unrepairable = ReadUnrepairableMemory(device, ref lost);
+        var inforomValid = ReadInforom(index, device, ref lost);
+        var fabric = ReadFabric(device, ref lost);
+
         for (uint link = 0; link < NvmlNative.MaxNvLinks; link++)
         {
             var stateRc = NvmlNative.DeviceGetNvLinkState(device, link, out var active);
@@ -297,7 +306,96 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
             PcieLinkWidth = width,
             PcieMaxLinkGen = maxGen,
             PcieMaxLinkWidth = maxWidth,
+            UnrepairableMemory = unrepairable,
+            InforomValid = inforomValid,
+            FabricState = fabric?.State,
+            FabricStatus = fabric?.Status,
+            FabricHealthMask = fabric?.HealthMask,
+            FabricHealthSummary = fabric?.HealthSummary,
         };
+    }
+
+    private bool _noUnrepairableFlag;
+
+    /// <summary>Rule 14: NVML 13's unrepairable-memory flag; null for good on drivers that lack the call (symbol missing).</summary>
+    private bool? ReadUnrepairableMemory(nint device, ref bool lost)
+    {
+        if (_noUnrepairableFlag)
+        {
+            return null;
+        }
+
+        try
+        {
+            return Check(NvmlNative.DeviceGetUnrepairableMemoryFlag(device, out var status), ref lost) ? status.Unrepairable != 0 : null;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            _noUnrepairableFlag = true; // driver older than NVML 13: Unknown, and rule 11 (remap failure) still covers the worst case
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Rule 35: validates the InfoROM at most once per <see cref="NvmlOptions.InforomValidationInterval"/> per GPU and repeats
+    /// the last verdict in between. CORRUPTED_INFOROM is the finding itself, not an NVML error.
+    /// </summary>
+    private bool? ReadInforom(int index, nint device, ref bool lost)
+    {
+        var now = _time.GetTimestamp();
+        if (_inforom.TryGetValue(index, out var last) && _time.GetElapsedTime(last.At, now) < _options.InforomValidationInterval)
+        {
+            return last.Valid;
+        }
+
+        var rc = NvmlNative.DeviceValidateInforom(device);
+        bool? valid = rc == NvmlReturn.CorruptedInforom ? false : Check(rc, ref lost) ? true : null;
+        if (!lost)
+        {
+            _inforom[index] = (valid, now);
+        }
+
+        return valid;
+    }
+
+    private bool _noFabricInfo;
+    private uint _fabricVersion = NvmlGpuFabricInfo.Version3;
+
+    /// <summary>
+    /// Rule 21: fabric registration and health. Asks for v3 (health summary) and settles on v2 once a driver answers
+    /// ARGUMENT_VERSION_MISMATCH. A GPU outside an NVSwitch fabric (NOT_SUPPORTED, or state NOT_SUPPORTED) gives null.
+    /// </summary>
+    private (int State, int Status, long HealthMask, int? HealthSummary)? ReadFabric(nint device, ref bool lost)
+    {
+        if (_noFabricInfo)
+        {
+            return null;
+        }
+
+        try
+        {
+            var info = new NvmlGpuFabricInfo { Version = _fabricVersion };
+            var rc = NvmlNative.DeviceGetGpuFabricInfoV(device, ref info);
+            if (rc == NvmlReturn.ArgumentVersionMismatch && _fabricVersion == NvmlGpuFabricInfo.Version3)
+            {
+                _fabricVersion = NvmlGpuFabricInfo.Version2;
+                info = new NvmlGpuFabricInfo { Version = _fabricVersion };
+                rc = NvmlNative.DeviceGetGpuFabricInfoV(device, ref info);
+            }
+
+            if (!Check(rc, ref lost) || info.State == NvmlNative.FabricStateNotSupported)
+            {
+                return null;
+            }
+
+            int? summary = _fabricVersion == NvmlGpuFabricInfo.Version3 && info.HealthSummary != 0 ? info.HealthSummary : null;
+            return (info.State, (int)info.Status, info.HealthMask, summary);
+        }
+        catch (EntryPointNotFoundException)
+        {
+            _noFabricInfo = true; // driver older than NVML 12.4
+            return null;
+        }
     }
 
     private bool _noTemperatureV;
@@ -348,6 +446,7 @@ public sealed class NvmlGpuSource : IGpuSource, IGpuPciMap, IDisposable
         }
 
         var (uuid, pci) = id;
+        _inforom.Remove(index); // a GPU that comes back (reset, reseat) is validated again on its first read
         if (rc != NvmlReturn.GpuIsLost)
         {
             Interlocked.Increment(ref _errors);

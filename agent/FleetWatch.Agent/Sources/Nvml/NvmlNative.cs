@@ -14,9 +14,11 @@ public enum NvmlReturn
     InsufficientSize = 7,
     DriverNotLoaded = 9,
     Timeout = 10,
+    CorruptedInforom = 14,
     GpuIsLost = 15,
     ResetRequired = 16,
     LibRmVersionMismatch = 18,
+    ArgumentVersionMismatch = 25,
     Unknown = 999,
 }
 
@@ -90,6 +92,37 @@ internal struct NvmlFieldValue
         5 => (int)(uint)Value,
         _ => (long)Value,
     };
+}
+
+/// <summary>
+/// nvmlGpuFabricInfo_v3_t (nvmlGpuFabricInfoV_t), the argument of nvmlDeviceGetGpuFabricInfoV. Layout from nvml.h (NVML 12.4+;
+/// the same struct in NVIDIA/go-nvml gen/nvml/nvml.h): version, clusterUuid[16], status (nvmlReturn_t), cliqueId, state
+/// (unsigned char), healthMask, healthSummary (unsigned char, v3 only). Sequential layout pads as C does: 40 bytes for v3,
+/// so nvmlGpuFabricInfo_v3 = 0x3000028; v2 stops before healthSummary (36 bytes, 0x2000024).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct NvmlGpuFabricInfo
+{
+    /// <summary>NVML_STRUCT_VERSION(GpuFabricInfo, 3).</summary>
+    public static readonly uint Version3 = (uint)sizeof(NvmlGpuFabricInfo) | (3u << 24);
+
+    /// <summary>NVML_STRUCT_VERSION(GpuFabricInfo, 2): the v2 struct is v3 without healthSummary and its padding.</summary>
+    public static readonly uint Version2 = (uint)(sizeof(NvmlGpuFabricInfo) - 4) | (2u << 24);
+
+    public uint Version;
+    public fixed byte ClusterUuid[16];
+    public NvmlReturn Status;
+    public uint CliqueId;
+    public byte State;
+    public uint HealthMask;
+    public byte HealthSummary;
+}
+
+/// <summary>nvmlUnrepairableMemoryStatus_v1_t (NVML 13.0; NVIDIA/cuda-python cy_nvml.pxd): one flag, no version field.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct NvmlUnrepairableMemoryStatus
+{
+    public uint Unrepairable;
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -226,6 +259,24 @@ internal static partial class NvmlNative
 
     [LibraryImport(Library, EntryPoint = "nvmlDeviceGetFieldValues")]
     public static unsafe partial NvmlReturn DeviceGetFieldValues(nint device, int count, NvmlFieldValue* values);
+
+    /// <summary>NVML_GPU_FABRIC_STATE_*: 0 not supported, 1 not started, 2 in progress, 3 completed.</summary>
+    public const byte FabricStateNotSupported = 0;
+
+    /// <summary>
+    /// Reads the infoROM from flash and verifies its checksums: NVML_SUCCESS when intact, NVML_ERROR_CORRUPTED_INFOROM (14)
+    /// when corrupt, NOT_SUPPORTED where the GPU has none to check (nvml.h, "nvmlDeviceValidateInforom").
+    /// </summary>
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceValidateInforom")]
+    public static partial NvmlReturn DeviceValidateInforom(nint device);
+
+    /// <summary>GPU fabric (NVSwitch / NVLink domain) registration and health (nvml.h, NVML 12.4+; versioned struct).</summary>
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetGpuFabricInfoV")]
+    public static partial NvmlReturn DeviceGetGpuFabricInfoV(nint device, ref NvmlGpuFabricInfo info);
+
+    /// <summary>Unrepairable memory flag (NVML 13.0 release notes: "report whether or not there is unrepairable memory").</summary>
+    [LibraryImport(Library, EntryPoint = "nvmlDeviceGetUnrepairableMemoryFlag_v1")]
+    public static partial NvmlReturn DeviceGetUnrepairableMemoryFlag(nint device, out NvmlUnrepairableMemoryStatus status);
 
     [LibraryImport(Library, EntryPoint = "nvmlEventSetCreate")]
     public static partial NvmlReturn EventSetCreate(out nint set);

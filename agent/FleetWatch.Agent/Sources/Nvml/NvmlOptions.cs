@@ -18,4 +18,13 @@ public sealed class NvmlOptions
     /// </summary>
     [TimeSpanRange("00:00:00.050", "00:01:00")]
     public TimeSpan ReadTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How often each GPU's InfoROM is validated (rule 35). nvmlDeviceValidateInforom reads the whole InfoROM back from
+    /// flash and checksums it, far more work than a counter read, and corruption does not come and go within seconds: once
+    /// a minute keeps the 1 s tick short and still reports well inside the "reset at the next window" the rule asks for.
+    /// Zero validates on every read.
+    /// </summary>
+    [TimeSpanRange("00:00:00", "1.00:00:00")]
+    public TimeSpan InforomValidationInterval { get; set; } = TimeSpan.FromMinutes(1);
 }
