@@ -143,6 +143,7 @@ public static class RemediationServiceCollectionExtensions
         // Detection's app-class Xid promotion asks which job used the GPU (rule 39); the registry knows.
         services.Replace(ServiceDescriptor.Singleton<FleetWatch.Controller.Detection.IGpuJobResolver>(sp => sp.GetRequiredService<JobRegistry>()));
         services.TryAddSingleton<SchedulerAdapters>();
+        services.TryAddSingleton<NodeFactsSource>();
         services.TryAddSingleton<CordonService>();
         services.TryAddSingleton<RestoreOrchestrator>();
         services.AddHostedService<RestoreVerificationService>();
@@ -189,6 +190,17 @@ public static class RemediationServiceCollectionExtensions
         if (o.VerifyInterval > o.VerifyTimeout)
         {
             yield return ($"{S}:VerifyInterval", o.VerifyInterval, $"must not be longer than VerifyTimeout ({o.VerifyTimeout})");
+        }
+
+        // Annotations of the nested section (the top-level validator checks only the root object's).
+        foreach (var failure in ValidatedOptions.Annotations(o.ReturnToService ?? new(), $"{S}:ReturnToService"))
+        {
+            yield return failure;
+        }
+
+        if (o.ReturnToService is { } r && r.Interval > r.Soak)
+        {
+            yield return ($"{S}:ReturnToService:Interval", r.Interval, $"must not be longer than Soak ({r.Soak})");
         }
     }
 }
