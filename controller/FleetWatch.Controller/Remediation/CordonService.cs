@@ -20,7 +20,7 @@ public enum CordonOutcome
 }
 
 /// <summary>
-/// Cordons nodes in FleetWatch's own state (persisted, cleared only by an operator) and through the scheduler adapter
+/// Cordons nodes in FleetWatch's own state (persisted, cleared by an operator or, opt-in, by <see cref="NodeReturnService"/>) and through the scheduler adapter
 /// that runs the node (DESIGN.md "Remediation" step 1), and sends <see cref="CordonNode"/> on the bus either way. A
 /// circuit breaker refuses to cordon more than <see cref="RemediationOptions.MaxCordonedShare"/> of the fleet
 /// (NVSentinel: 50 %) and pages instead: a fault that takes out half the fleet is more likely a detector or
@@ -35,6 +35,9 @@ public sealed partial class CordonService(
     TimeProvider time,
     ILogger<CordonService> logger)
 {
+    /// <summary>The operator name of FleetWatch's own actions; only cordons under this name return to service automatically.</summary>
+    public const string SystemOperator = "fleetwatch";
+
     private readonly SemaphoreSlim _gate = new(1, 1);
 
     public IReadOnlyList<CordonRecord> Cordons() => store.Cordons();
@@ -77,6 +80,8 @@ public sealed partial class CordonService(
             }
 
             store.TryCordon(new CordonRecord(node, reason, incidentId, operatorName, now));
+            // The agent run at the cordon: a sample from another run later is evidence the node was restarted (return to service).
+            store.UpsertRepair(new RepairRecord { Node = node, CordonedAt = now, RunAtCordon = services.GetService<FleetState>()?.Latest(node)?.AgentRun });
             var key = $"cordon:{node}:{incidentId ?? now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
             store.TryRecord(Audit.Of(key, now, "cordon", node, null, null, incidentId, reason, evidence, operatorName, ActionStates.InFlight));
             await Publish(new CordonNode { Node = node, Reason = reason, IncidentId = incidentId, Time = now }, ct).ConfigureAwait(false);
@@ -97,23 +102,48 @@ public sealed partial class CordonService(
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (!store.Uncordon(node))
-            {
-                return false;
-            }
-
-            var now = time.GetUtcNow();
-            var key = $"uncordon:{node}:{now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
-            store.TryRecord(Audit.Of(key, now, "uncordon", node, null, null, null, reason ?? "cleared by operator", null, operatorName, ActionStates.InFlight));
-            var result = await adapters.CallAsync(SchedulerOf(node), a => a.ResumeAsync(node, ct), ct).ConfigureAwait(false);
-            store.UpdateAction(key, result.Ok ? ActionStates.Done : ActionStates.Failed, result.Detail, time.GetUtcNow());
-            LogUncordoned(logger, node, operatorName);
-            return true;
+            return await UncordonCoreAsync(node, operatorName, reason ?? "cleared by operator", ct).ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Automatic return to service: uncordons exactly like an operator (same adapters, same audit, operator
+    /// <see cref="SystemOperator"/>), but only while the node is still under the FleetWatch cordon of <paramref name="cordonedAt"/>
+    /// (an operator who uncordoned and re-cordoned it meanwhile owns it now).
+    /// </summary>
+    public async Task<bool> ReturnToServiceAsync(string node, DateTimeOffset cordonedAt, string reason, CancellationToken ct)
+    {
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return store.Cordons().FirstOrDefault(c => c.Node == node) is { Operator: SystemOperator } cordon && cordon.At == cordonedAt
+                && await UncordonCoreAsync(node, SystemOperator, reason, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<bool> UncordonCoreAsync(string node, string operatorName, string reason, CancellationToken ct)
+    {
+        if (!store.Uncordon(node))
+        {
+            return false;
+        }
+
+        store.DeleteRepair(node);
+        var now = time.GetUtcNow();
+        var key = $"uncordon:{node}:{now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
+        store.TryRecord(Audit.Of(key, now, "uncordon", node, null, null, null, reason, null, operatorName, ActionStates.InFlight));
+        var result = await adapters.CallAsync(SchedulerOf(node), a => a.ResumeAsync(node, ct), ct).ConfigureAwait(false);
+        store.UpdateAction(key, result.Ok ? ActionStates.Done : ActionStates.Failed, result.Detail, time.GetUtcNow());
+        LogUncordoned(logger, node, operatorName);
+        return true;
     }
 
     /// <summary>Slurm's reason field is free text; it names the incident so `sinfo -R` says why.</summary>

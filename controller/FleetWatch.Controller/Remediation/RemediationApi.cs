@@ -189,6 +189,18 @@ public static class RemediationApi
                 : Results.NotFound();
         });
 
+        api.MapPost("/nodes/{node}/repaired", async (string node, HttpRequest request, NodeReturnService returns, IOptions<RemediationOptions> options) =>
+        {
+            var (body, _) = await ReadAsync<OperatorBody>(request).ConfigureAwait(false);
+            var r = options.Value.ReturnToService;
+            return await returns.MarkRepairedAsync(node, Operator(request.HttpContext), body?.Reason, request.HttpContext.RequestAborted).ConfigureAwait(false) switch
+            {
+                RepairMarkOutcome.NotCordoned => Results.NotFound(),
+                RepairMarkOutcome.ManualCordon => Results.Conflict(new { error = $"node {node} was cordoned by an operator; return it with POST /nodes/{node}/uncordon" }),
+                _ => Results.Ok(new { node, repaired = true, automaticReturn = r.Enabled, soak = r.Soak }),
+            };
+        });
+
         api.MapGet("/actions", (string? node, string? job, int? limit, RemediationStore store) =>
         {
             var n = limit ?? 100;

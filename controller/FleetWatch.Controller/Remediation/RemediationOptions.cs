@@ -90,4 +90,48 @@ public sealed class RemediationOptions
     /// </summary>
     [TimeSpanRange("00:00:01", "00:10:00")]
     public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(90);
+
+    /// <summary>
+    /// Self-check a spare against the controller's fleet state before sending a job onto it (section 5.4 step 4:
+    /// "on the spare before admitting it"): fresh sample, every GPU present, no True condition, no open incident, not
+    /// cordoned, not in maintenance. A spare without data fails it. Off only where spares run no agent.
+    /// </summary>
+    public bool CheckSpares { get; set; } = true;
+
+    /// <summary>
+    /// Oldest sample a node may have and still count as healthy (spare check, return-to-service soak). Five agent ticks
+    /// (FleetWatch:Agent:Tick defaults to 1 s), half the detectors' NodeUnknownAfter of 10 s.
+    /// </summary>
+    [TimeSpanRange("00:00:01", "00:10:00")]
+    public TimeSpan HealthMaxSampleAge { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Automatic return to service of nodes FleetWatch cordoned (<c>FleetWatch:Remediation:ReturnToService</c>).</summary>
+    public ReturnToServiceOptions ReturnToService { get; set; } = new();
+}
+
+/// <summary>
+/// Automatic uncordon of a node FleetWatch cordoned, once it shows evidence of repair (a new agent run, or an operator's
+/// <c>POST /nodes/{node}/repaired</c>) and then stays healthy for <see cref="Soak"/>.
+/// </summary>
+public sealed class ReturnToServiceOptions
+{
+    /// <summary>
+    /// Off by default: putting a node back under a 10,000-GPU job is a decision with a blast radius, and the evidence
+    /// FleetWatch sees (an agent restart, 30 min of clean telemetry) cannot prove the fault is gone. Intermittent faults
+    /// (Xid 79 recurring after reboot, NVLink flaps) pass a soak and come back mid-run; site policy (burn-in tests, RMA
+    /// workflows, the scheduler's own health checks) usually owns that decision. Turn it on where that policy is the soak.
+    /// </summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>How long the node must stay healthy after the repair evidence (every GPU present, no True condition, no open incident, samples fresh throughout).</summary>
+    [TimeSpanRange("00:00:10", "7.00:00:00")]
+    public TimeSpan Soak { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>How often cordoned nodes are evaluated. A gap in samples is caught exactly (the detectors' reporting-since), whatever the interval.</summary>
+    [TimeSpanRange("00:00:00.050", "00:10:00")]
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Automatic returns of one node within a day after which it stays cordoned for an operator (a node that keeps failing after each return).</summary>
+    [Range(1, 100)]
+    public int MaxReturnsPerDay { get; set; } = 2;
 }

@@ -15,26 +15,33 @@ namespace FleetWatch.Controller.Remediation;
 public sealed partial class RestoreVerificationService(RestoreOrchestrator orchestrator, IOptions<RemediationOptions> options, TimeProvider time,
     ILogger<RestoreVerificationService> logger) : BackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.VerifyInterval, time);
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
-        {
-            try
-            {
-                await orchestrator.SweepAsync(stoppingToken).ConfigureAwait(false);
-            }
-#pragma warning disable CA1031 // STYLE rule 7: one failed sweep is logged; the next tick tries again.
-            catch (Exception ex) when (ex is not OperationCanceledException)
-#pragma warning restore CA1031
-            {
-                LogSweepFailed(logger, ex);
-            }
-        }
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PeriodicLoop.RunAsync(options.Value.VerifyInterval, time, orchestrator.SweepAsync, ex => LogSweepFailed(logger, ex), stoppingToken);
 
     [LoggerMessage(EventId = 6301, Level = LogLevel.Error, Message = "Restore verification sweep failed")]
     private static partial void LogSweepFailed(ILogger logger, Exception exception);
+}
+
+/// <summary>The remediation loops' shape: one call per period, each failure logged and the next tick trying again (STYLE.md rule 7).</summary>
+internal static class PeriodicLoop
+{
+    public static async Task RunAsync(TimeSpan period, TimeProvider time, Func<CancellationToken, Task> body, Action<Exception> failed, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(period, time);
+        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+        {
+            try
+            {
+                await body(ct).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // One failed iteration is logged; the next tick tries again.
+            catch (Exception ex) when (ex is not OperationCanceledException)
+#pragma warning restore CA1031
+            {
+                failed(ex);
+            }
+        }
+    }
 }
 
 /// <summary>Thin consumer of the controller's incident events (opened and updated: an update may escalate to hardware).</summary>
@@ -143,9 +150,13 @@ public static class RemediationServiceCollectionExtensions
         // Detection's app-class Xid promotion asks which job used the GPU (rule 39); the registry knows.
         services.Replace(ServiceDescriptor.Singleton<FleetWatch.Controller.Detection.IGpuJobResolver>(sp => sp.GetRequiredService<JobRegistry>()));
         services.TryAddSingleton<SchedulerAdapters>();
+        services.TryAddSingleton<NodeFactsSource>();
         services.TryAddSingleton<CordonService>();
         services.TryAddSingleton<RestoreOrchestrator>();
         services.AddHostedService<RestoreVerificationService>();
+        // Idle unless FleetWatch:Remediation:ReturnToService:Enabled.
+        services.TryAddSingleton<NodeReturnService>();
+        services.AddHostedService<ReturnToServiceLoop>();
         // No request logging: a job's webhook URL may carry a token.
         services.AddHttpClient(RestoreOrchestrator.HttpClientName).RemoveAllLoggers();
         return services;
@@ -189,6 +200,17 @@ public static class RemediationServiceCollectionExtensions
         if (o.VerifyInterval > o.VerifyTimeout)
         {
             yield return ($"{S}:VerifyInterval", o.VerifyInterval, $"must not be longer than VerifyTimeout ({o.VerifyTimeout})");
+        }
+
+        // Annotations of the nested section (the top-level validator checks only the root object's).
+        foreach (var failure in ValidatedOptions.Annotations(o.ReturnToService ?? new(), $"{S}:ReturnToService"))
+        {
+            yield return failure;
+        }
+
+        if (o.ReturnToService is { } r && r.Interval > r.Soak)
+        {
+            yield return ($"{S}:ReturnToService:Interval", r.Interval, $"must not be longer than Soak ({r.Soak})");
         }
     }
 }

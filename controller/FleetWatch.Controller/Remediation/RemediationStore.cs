@@ -36,6 +36,9 @@ public sealed class RemediationStore(ControllerStore store)
             id INTEGER PRIMARY KEY AUTOINCREMENT, action_key TEXT UNIQUE, at TEXT NOT NULL, kind TEXT NOT NULL, node TEXT,
             job_id TEXT, cycle INTEGER, incident_id TEXT, reason TEXT NOT NULL, evidence TEXT, operator TEXT NOT NULL,
             state TEXT NOT NULL, detail TEXT, updated_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS node_repairs (
+            node TEXT PRIMARY KEY, cordoned_at TEXT NOT NULL, run_at_cordon TEXT, repair_kind TEXT, repaired_by TEXT, repaired_at TEXT,
+            repair_detail TEXT, soak_start TEXT, last_healthy_at TEXT);
         CREATE INDEX IF NOT EXISTS action_log_node ON action_log (node, id);
         CREATE INDEX IF NOT EXISTS action_log_job ON action_log (job_id, id);
         """;
@@ -152,6 +155,55 @@ public sealed class RemediationStore(ControllerStore store)
         }
 
         return list;
+    }
+
+    // ---- return to service ----
+
+    public void UpsertRepair(RepairRecord r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        using var c = store.Open();
+        Exec(c, null, """
+            INSERT OR REPLACE INTO node_repairs (node, cordoned_at, run_at_cordon, repair_kind, repaired_by, repaired_at, repair_detail, soak_start, last_healthy_at)
+            VALUES ($n, $c, $run, $k, $by, $at, $d, $soak, $last)
+            """,
+            ("$n", r.Node), ("$c", T(r.CordonedAt)), ("$run", r.RunAtCordon), ("$k", r.RepairKind), ("$by", r.RepairedBy), ("$at", T(r.RepairedAt)),
+            ("$d", r.RepairDetail), ("$soak", T(r.SoakStart)), ("$last", T(r.LastHealthyAt)));
+    }
+
+    public void DeleteRepair(string node)
+    {
+        using var c = store.Open();
+        Exec(c, null, "DELETE FROM node_repairs WHERE node = $n", ("$n", node));
+    }
+
+    public List<RepairRecord> Repairs()
+    {
+        using var c = store.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT node, cordoned_at, run_at_cordon, repair_kind, repaired_by, repaired_at, repair_detail, soak_start, last_healthy_at FROM node_repairs ORDER BY node";
+        using var r = cmd.ExecuteReader();
+        var list = new List<RepairRecord>();
+        while (r.Read())
+        {
+            list.Add(new RepairRecord
+            {
+                Node = r.GetString(0), CordonedAt = D(r, 1)!.Value, RunAtCordon = S(r, 2), RepairKind = S(r, 3), RepairedBy = S(r, 4), RepairedAt = D(r, 5),
+                RepairDetail = S(r, 6), SoakStart = D(r, 7), LastHealthyAt = D(r, 8),
+            });
+        }
+
+        return list;
+    }
+
+    /// <summary>Time of the newest action whose key starts with <paramref name="keyPrefix"/> (for example <c>breaker:</c>), or null.</summary>
+    public DateTimeOffset? LastActionAt(string keyPrefix)
+    {
+        using var c = store.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT at FROM action_log WHERE substr(action_key, 1, length($p)) = $p ORDER BY id DESC LIMIT 1";
+        cmd.Parameters.AddWithValue("$p", keyPrefix);
+        return cmd.ExecuteScalar() is string at ? DateTimeOffset.Parse(at, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind) : null;
     }
 
     // ---- spares ----

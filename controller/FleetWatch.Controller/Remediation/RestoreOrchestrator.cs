@@ -24,6 +24,7 @@ public sealed partial class RestoreOrchestrator(
     JobRegistry registry,
     CordonService cordons,
     SchedulerAdapters adapters,
+    NodeFactsSource nodeFacts,
     IOptions<RemediationOptions> options,
     IServiceProvider services,
     TimeProvider time,
@@ -371,17 +372,38 @@ public sealed partial class RestoreOrchestrator(
                 taken.UnionWith(running.Nodes);
             }
 
+            NodeFactsView? view = null;
+            var skipped = 0;
             foreach (var node in excluded.Where(n => job.Ranks.Any(r => r.Node == n)))
             {
                 var label = job.Ranks.First(r => r.Node == node);
                 var configured = O.Spares.FirstOrDefault(s => s.Node == node);
-                var spare = SparePicker.Pick(O.Spares, taken, label.Domain ?? configured?.Domain, label.Rack ?? configured?.Rack, job.SparePolicy);
+                SpareNode? spare;
+                while ((spare = SparePicker.Pick(O.Spares, taken, label.Domain ?? configured?.Domain, label.Rack ?? configured?.Rack, job.SparePolicy)) is not null
+                    && O.CheckSpares)
+                {
+                    // Section 5.4 step 4: the spare is checked before it is admitted; a bad one is skipped for the next in order.
+                    view ??= nodeFacts.Snapshot();
+                    if (NodeHealth.SpareProblem(view.Facts(spare.Node), view.Now, O.HealthMaxSampleAge) is not { } problem)
+                    {
+                        break;
+                    }
+
+                    taken.Add(spare.Node);
+                    skipped++;
+                    LogSpareSkipped(logger, spare.Node, job.JobId, node, problem);
+                    store.TryRecord(Action(string.Create(CultureInfo.InvariantCulture, $"spare_check:{job.JobId}:{cycleNo}:{spare.Node}"), now, "spare_check", spare.Node,
+                        job.JobId, cycleNo, incidentId, $"spare {spare.Node} not used to replace {node}: {problem}", null, ActionStates.Failed, problem));
+                }
+
                 if (spare is null)
                 {
                     if (job.SparePolicy != SparePicker.None)
                     {
                         await PageAsync(job, cycleNo, incidentId, "spares_exhausted", [node],
-                            $"no spare for {node} (domain {label.Domain ?? configured?.Domain ?? "unknown"}, policy {job.SparePolicy}); job {job.JobId} restarts without it",
+                            $"no spare for {node} (domain {label.Domain ?? configured?.Domain ?? "unknown"}, policy {job.SparePolicy}"
+                            + (skipped > 0 ? string.Create(CultureInfo.InvariantCulture, $", {skipped} failed the self-check, see /actions?job={job.JobId}") : "")
+                            + $"); job {job.JobId} restarts without it",
                             Severity.High, ct).ConfigureAwait(false);
                     }
 
@@ -589,6 +611,9 @@ public sealed partial class RestoreOrchestrator(
 
     [LoggerMessage(EventId = 6205, Level = LogLevel.Warning, Message = "Remediation page for job {JobId} ({Kind}): {Message}")]
     private static partial void LogPage(ILogger logger, string jobId, string kind, string message);
+
+    [LoggerMessage(EventId = 6207, Level = LogLevel.Warning, Message = "Spare {Spare} failed its self-check for job {JobId} (replacing {Node}): {Problem}")]
+    private static partial void LogSpareSkipped(ILogger logger, string spare, string jobId, string node, string problem);
 
     [LoggerMessage(EventId = 6206, Level = LogLevel.Debug, Message = "Incident {IncidentId} on job {JobId} is covered by restore cycle {Cycle} in flight")]
     private static partial void LogCovered(ILogger logger, string jobId, string incidentId, long cycle);

@@ -118,6 +118,9 @@ public sealed class RemediationTestHost : IAsyncDisposable
         var config = new Dictionary<string, string?>(TwoDomainSpares)
         {
             ["FleetWatch:Storage:Path"] = dbPath ?? ":memory:",
+            // The spare self-check reads the controller's fleet state; a remediation-only host has none, so every spare
+            // would be "no data". Hosts with the full controller keep the production default and feed spare samples.
+            ["FleetWatch:Remediation:CheckSpares"] = fullController ? "true" : "false",
         };
         foreach (var (k, v) in settings ?? new Dictionary<string, string?>())
         {
@@ -175,6 +178,18 @@ public sealed class RemediationTestHost : IAsyncDisposable
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new RemediationTestHost(app, new Uri(address.TrimEnd('/') + "/api/v1/"), slurm, recorded);
     }
+
+    /// <summary>Feeds a sample through the controller's own detection path (full-controller hosts), as the telemetry consumer does.</summary>
+    public Task SampleAsync(NodeSample sample) =>
+        App.Services.GetRequiredService<FleetWatch.Controller.Fleet.DetectionPipeline>().OnSampleAsync(sample, CancellationToken.None);
+
+    /// <summary>A healthy 8-GPU sample of <paramref name="node"/> from agent run <paramref name="run"/>.</summary>
+    public static NodeSample Healthy(string node, long sequence, DateTimeOffset at, string run = "run-1", Func<GpuSample, GpuSample>? gpu = null) => new()
+    {
+        Node = node, Sequence = sequence, AgentRun = run, Time = at,
+        Gpus = Enumerable.Range(0, 8).Select(i => new GpuSample { Index = i, Uuid = $"GPU-{node}-{i}", TemperatureC = 45 })
+            .Select(g => gpu is null ? g : gpu(g)).ToArray(),
+    };
 
     public Task PublishAsync<T>(T message)
         where T : class =>

@@ -389,6 +389,8 @@ public sealed class RestoreLoopTests : IDisposable
         await host.RegisterAsync("real-1", ["gpu-a1", "gpu-a2"], webhookUrl: new Uri(host.BaseUrl, "/test-hook").ToString());
         await host.CheckpointAsync("real-1", 500, 16);
         await host.StepAsync("real-1", 507);
+        // The spare reports healthy (the self-check admits only a spare with fresh, clean telemetry).
+        await host.SampleAsync(RemediationTestHost.Healthy("spare-a1", 1, DateTimeOffset.UtcNow));
 
         // What the agent's kmsg watcher sends for "NVRM: Xid (PCI:0000:3b:00): 79, pid=..., GPU has fallen off the bus."
         await host.PublishAsync(new GpuXidObserved

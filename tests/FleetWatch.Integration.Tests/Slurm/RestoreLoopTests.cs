@@ -141,6 +141,8 @@ public sealed class RestoreLoopTests(SlurmCluster cluster, ITestOutputHelper out
             ["FleetWatch:Schedulers:Slurm:SlurmConf"] = cluster.ConfigPath,
             ["FleetWatch:Remediation:NodeScheduler"] = "slurm",
             ["FleetWatch:Remediation:Spares:0:Node"] = "gpu002",
+            // No agent samples the spare in this cluster; the spare self-check would find "no data" and refuse it.
+            ["FleetWatch:Remediation:CheckSpares"] = "false",
             ["FleetWatch:Remediation:FleetSize"] = "3",
             ["FleetWatch:Remediation:VerifySteps"] = "3",
             ["FleetWatch:Remediation:VerifyTimeout"] = "00:01:00",
