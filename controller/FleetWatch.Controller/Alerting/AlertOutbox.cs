@@ -110,7 +110,7 @@ public sealed class AlertOutbox(ControllerStore store)
             command.Parameters.AddWithValue("$receiver", receiver);
             command.Parameters.AddWithValue("$epoch", notice.Incident.OpenedAt.ToUnixTimeSeconds());
             command.Parameters.AddWithValue("$incident", notice.Incident.Id);
-            command.Parameters.AddWithValue("$kind", notice.Kind.ToString());
+            command.Parameters.AddWithValue("$kind", notice.StoredKind);
             command.Parameters.AddWithValue("$snapshot", snapshot);
             command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
             if (command.ExecuteNonQuery() == 1)
@@ -123,7 +123,7 @@ public sealed class AlertOutbox(ControllerStore store)
         return inserted;
     }
 
-    /// <summary>Receivers that were sent (or are sending) anything about an incident: its resolve goes to all of them.</summary>
+    /// <summary>Receivers that were sent (or are sending) anything about an incident: its resolve and acknowledgement go to them.</summary>
     public IReadOnlyList<string> ReceiversOf(string incidentId)
     {
         using var connection = store.Open();
@@ -159,10 +159,7 @@ public sealed class AlertOutbox(ControllerStore store)
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
-            var notice = new AlertNotice(
-                Enum.Parse<IncidentChangeKind>(reader.GetString(3)),
-                JsonSerializer.Deserialize<IncidentSnapshot>(reader.GetString(4), Json)!,
-                reader.GetString(2));
+            var notice = AlertNotice.FromStored(reader.GetString(3), JsonSerializer.Deserialize<IncidentSnapshot>(reader.GetString(4), Json)!, reader.GetString(2));
             rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), notice, reader.GetInt32(5), Ms(reader.GetInt64(6)), Ms(reader.GetInt64(7))));
         }
 
