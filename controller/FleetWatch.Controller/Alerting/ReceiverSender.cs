@@ -100,13 +100,14 @@ internal sealed partial class ReceiverSender
         IReadOnlyList<OutboxRow> rows = [row];
         if (_storm is { } storm)
         {
-            var decision = StormBatcher.Plan(row, _outbox.Pending(Name, row.CreatedAt + storm.Window, MaxSummaryRows), now, storm);
-            if (decision is StormDecision.Wait hold)
+            if (StormBatcher.HoldUntil(row, now, storm) is { } until)
             {
-                // Woken by every enqueue, which re-plans: cheap, and the hold still ends at the same instant.
-                await WaitAsync(hold.Until - now, ct).ConfigureAwait(false);
+                // Woken by every enqueue, which looks at the oldest row only: the hold still ends at the same instant.
+                await WaitAsync(until - now, ct).ConfigureAwait(false);
                 return;
             }
+
+            var decision = StormBatcher.Plan(row, _outbox.Pending(Name, row.CreatedAt + storm.Window, MaxSummaryRows), now, storm);
 
             if (decision is StormDecision.Summary summary)
             {

@@ -61,14 +61,23 @@ public static class StormBatcher
     /// </summary>
     public static StormDecision Plan(OutboxRow head, IReadOnlyList<OutboxRow> window, DateTimeOffset now, StormPolicy policy)
     {
-        var windowEnd = head.CreatedAt + policy.Window;
-        if (head.Attempts == 0 && now < windowEnd)
+        if (HoldUntil(head, now, policy) is { } until)
         {
-            // Even past the threshold: the rest of the storm is still coming, and it should be the same one message.
-            return new StormDecision.Wait(windowEnd);
+            return new StormDecision.Wait(until);
         }
 
         var incidents = window.Select(r => r.Notice.Incident.Id).Distinct(StringComparer.Ordinal).Count();
         return incidents >= policy.Threshold ? new StormDecision.Summary(window) : new StormDecision.Single(head);
+    }
+
+    /// <summary>
+    /// When the oldest row is still inside its window (and never tried), the end of the window; else null. Even past
+    /// the threshold: the rest of the storm is still coming, and it should be the same one message. The sender asks
+    /// this before reading the window's rows, so the enqueues of a big storm (each wakes it) cost no reads.
+    /// </summary>
+    public static DateTimeOffset? HoldUntil(OutboxRow head, DateTimeOffset now, StormPolicy policy)
+    {
+        var windowEnd = head.CreatedAt + policy.Window;
+        return head.Attempts == 0 && now < windowEnd ? windowEnd : null;
     }
 }
