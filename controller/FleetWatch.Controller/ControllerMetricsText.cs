@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using FleetWatch.Controller.Alerting;
 using FleetWatch.Controller.Fleet;
@@ -9,8 +10,8 @@ using static FleetWatch.Common.PrometheusExposition;
 namespace FleetWatch.Controller;
 
 /// <summary>
-/// The controller's Prometheus exposition (text format 0.0.4): ingest, incident, alert-delivery and telemetry-sink
-/// counters, and the alert outbox by receiver and state, so a given-up page is visible to the monitoring that watches
+/// The controller's Prometheus exposition (text format 0.0.4): ingest, incident and telemetry-sink counters,
+/// alert delivery per receiver (with the delivery-latency histogram), and the alert outbox by receiver and state, so a given-up page is visible to the monitoring that watches
 /// FleetWatch itself. Counts only: no URL, key or secret.
 /// </summary>
 public static class ControllerMetricsText
@@ -29,11 +30,54 @@ public static class ControllerMetricsText
         Gauge(text, "fleetwatch_incidents_open", "Open incidents.", incidents.Open().Count);
         Counter(text, "fleetwatch_findings_info_total", "Info findings counted without an incident.", incidents.InfoFindings);
 
+        WriteAlerting(text, sp);
+
+        var sink = sp.GetRequiredService<InfluxTelemetrySink>();
+        Counter(text, "fleetwatch_telemetry_points_written_total", "Points written to the InfluxDB v2 endpoint.", sink.PointsWritten);
+        Counter(text, "fleetwatch_telemetry_samples_dropped_total", "Samples dropped by the telemetry sink's bounded queue.", sink.Dropped);
+        Counter(text, "fleetwatch_telemetry_batches_failed_total", "Write batches that failed.", sink.FailedBatches);
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// The alert-delivery families: per receiver (label <c>receiver</c>) attempts, retries, give-ups, deliveries, storm
+    /// summaries and the enqueue-to-2xx latency histogram; unrouted notifications (no receiver); the outbox rows by
+    /// receiver and state. Every configured receiver has its series from the start (at 0), so a rate() over a fresh
+    /// controller is defined; a receiver that recorded something but is no longer configured keeps its series.
+    /// </summary>
+    public static void WriteAlerting(StringBuilder text, IServiceProvider sp)
+    {
         var alerts = sp.GetRequiredService<AlertMetrics>();
-        Counter(text, "fleetwatch_alert_attempts_total", "HTTP attempts to alert receivers since start.", alerts.Attempts);
-        Counter(text, "fleetwatch_alerts_delivered_total", "Notifications delivered since start.", alerts.Delivered);
-        Counter(text, "fleetwatch_alerts_given_up_total", "Notifications given up since start (permanent error or deadline).", alerts.GivenUp);
-        if (sp.GetService<AlertOutbox>() is { } outbox && sp.GetService<WebhookDelivery>() is { } delivery)
+        var delivery = sp.GetService<WebhookDelivery>();
+        var recorded = alerts.Receivers().ToDictionary(r => r.Receiver, StringComparer.Ordinal);
+        var empty = new long[AlertMetrics.LatencyBuckets.Count];
+        var receivers = (delivery?.Receivers.Keys ?? []).Union(recorded.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal)
+            .Select(name => recorded.GetValueOrDefault(name) ?? new ReceiverMetrics(name, 0, 0, 0, 0, 0, empty, 0))
+            .ToList();
+
+        PerReceiver(text, "fleetwatch_alert_attempts_total", "HTTP attempts to alert receivers since start, by receiver.", receivers, r => r.Attempts);
+        PerReceiver(text, "fleetwatch_alert_retries_total", "Attempts that failed and were scheduled again, by receiver.", receivers, r => r.Retries);
+        PerReceiver(text, "fleetwatch_alerts_delivered_total", "Notifications delivered since start, by receiver.", receivers, r => r.Delivered);
+        PerReceiver(text, "fleetwatch_alerts_given_up_total", "Notifications given up since start (permanent error or deadline), by receiver.", receivers, r => r.GivenUp);
+        PerReceiver(text, "fleetwatch_alert_storm_summaries_total", "Storm summaries delivered to chat receivers (one message for many notifications), by receiver.", receivers, r => r.StormSummaries);
+        Counter(text, "fleetwatch_alerts_unrouted_total", "Notifications that matched no route and no default receiver.", alerts.Unrouted);
+
+        const string latency = "fleetwatch_alert_delivery_seconds";
+        Header(text, latency, "Seconds from enqueue to the receiver's 2xx, by receiver.", "histogram");
+        foreach (var r in receivers)
+        {
+            var receiver = $"receiver=\"{Escape(r.Receiver)}\"";
+            for (var i = 0; i < AlertMetrics.LatencyBuckets.Count; i++)
+            {
+                Line(text, latency + "_bucket", $"{receiver},le=\"{AlertMetrics.LatencyBuckets[i].ToString("R", CultureInfo.InvariantCulture)}\"", r.LatencyBucketCounts[i]);
+            }
+
+            Line(text, latency + "_bucket", $"{receiver},le=\"+Inf\"", r.Delivered);
+            Line(text, latency + "_sum", receiver, r.LatencySecondsSum);
+            Line(text, latency + "_count", receiver, r.Delivered);
+        }
+
+        if (sp.GetService<AlertOutbox>() is { } outbox && delivery is not null)
         {
             var counts = outbox.Counts();
             Header(text, "fleetwatch_alert_outbox_rows", "Notifications in the persistent outbox, by receiver and state.", "gauge");
@@ -46,12 +90,15 @@ public static class ControllerMetricsText
                 }
             }
         }
+    }
 
-        var sink = sp.GetRequiredService<InfluxTelemetrySink>();
-        Counter(text, "fleetwatch_telemetry_points_written_total", "Points written to the InfluxDB v2 endpoint.", sink.PointsWritten);
-        Counter(text, "fleetwatch_telemetry_samples_dropped_total", "Samples dropped by the telemetry sink's bounded queue.", sink.Dropped);
-        Counter(text, "fleetwatch_telemetry_batches_failed_total", "Write batches that failed.", sink.FailedBatches);
-        return text.ToString();
+    private static void PerReceiver(StringBuilder text, string name, string help, IReadOnlyList<ReceiverMetrics> receivers, Func<ReceiverMetrics, long> value)
+    {
+        Header(text, name, help, "counter");
+        foreach (var r in receivers)
+        {
+            Line(text, name, $"receiver=\"{Escape(r.Receiver)}\"", value(r));
+        }
     }
 
     private static void Counter(StringBuilder text, string name, string help, long value) => Metric(text, name, help, "counter", value);

@@ -110,7 +110,7 @@ public sealed class AlertOutbox(ControllerStore store)
             command.Parameters.AddWithValue("$receiver", receiver);
             command.Parameters.AddWithValue("$epoch", notice.Incident.OpenedAt.ToUnixTimeSeconds());
             command.Parameters.AddWithValue("$incident", notice.Incident.Id);
-            command.Parameters.AddWithValue("$kind", notice.Kind.ToString());
+            command.Parameters.AddWithValue("$kind", notice.StoredKind);
             command.Parameters.AddWithValue("$snapshot", snapshot);
             command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
             if (command.ExecuteNonQuery() == 1)
@@ -123,7 +123,7 @@ public sealed class AlertOutbox(ControllerStore store)
         return inserted;
     }
 
-    /// <summary>Receivers that were sent (or are sending) anything about an incident: its resolve goes to all of them.</summary>
+    /// <summary>Receivers that were sent (or are sending) anything about an incident: its resolve and acknowledgement go to them.</summary>
     public IReadOnlyList<string> ReceiversOf(string incidentId)
     {
         using var connection = store.Open();
@@ -141,50 +141,68 @@ public sealed class AlertOutbox(ControllerStore store)
     }
 
     /// <summary>The oldest pending row of a receiver (each receiver drains in order: firing before its resolve).</summary>
-    public OutboxRow? NextPending(string receiver)
+    public OutboxRow? NextPending(string receiver) => Pending(receiver, DateTimeOffset.MaxValue, 1).FirstOrDefault();
+
+    /// <summary>A receiver's pending rows queued no later than <paramref name="queuedUntil"/>, oldest first (a storm batch).</summary>
+    public IReadOnlyList<OutboxRow> Pending(string receiver, DateTimeOffset queuedUntil, int limit)
     {
         using var connection = store.Open();
         using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT id, receiver, notification_key, kind, snapshot, attempts, created_at, next_attempt_at
-            FROM outbox_message WHERE receiver = $receiver AND state = 'pending' ORDER BY id LIMIT 1
+            FROM outbox_message WHERE receiver = $receiver AND state = 'pending' AND created_at <= $until ORDER BY id LIMIT $limit
             """;
         command.Parameters.AddWithValue("$receiver", receiver);
+        command.Parameters.AddWithValue("$until", queuedUntil == DateTimeOffset.MaxValue ? long.MaxValue : queuedUntil.ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$limit", limit);
+        var rows = new List<OutboxRow>();
         using var reader = command.ExecuteReader();
-        if (!reader.Read())
+        while (reader.Read())
         {
-            return null;
+            var notice = AlertNotice.FromStored(reader.GetString(3), JsonSerializer.Deserialize<IncidentSnapshot>(reader.GetString(4), Json)!, reader.GetString(2));
+            rows.Add(new OutboxRow(reader.GetInt64(0), reader.GetString(1), notice, reader.GetInt32(5), Ms(reader.GetInt64(6)), Ms(reader.GetInt64(7))));
         }
 
-        var notice = new AlertNotice(
-            Enum.Parse<IncidentChangeKind>(reader.GetString(3)),
-            JsonSerializer.Deserialize<IncidentSnapshot>(reader.GetString(4), Json)!,
-            reader.GetString(2));
-        return new OutboxRow(reader.GetInt64(0), reader.GetString(1), notice, reader.GetInt32(5), Ms(reader.GetInt64(6)), Ms(reader.GetInt64(7)));
+        return rows;
     }
 
-    public void MarkDelivered(long id, int attempts, int? status, DateTimeOffset now) =>
-        Update(id, "state = 'delivered', attempts = $attempts, last_status = $status, delivered_at = $now, updated_at = $now", attempts, status, null, now, now);
+    public void MarkDelivered(long id, int attempts, int? status, DateTimeOffset now) => MarkDelivered([id], attempts, status, now);
 
-    public void MarkRetry(long id, int attempts, int? status, string error, DateTimeOffset next, DateTimeOffset now) =>
-        Update(id, "attempts = $attempts, last_status = $status, last_error = $error, next_attempt_at = $next, updated_at = $now", attempts, status, error, next, now);
+    /// <summary>Rows settled by one POST (a storm summary) move together, in one transaction.</summary>
+    public void MarkDelivered(IReadOnlyList<long> ids, int attempts, int? status, DateTimeOffset now) =>
+        Update(ids, "state = 'delivered', attempts = $attempts, last_status = $status, delivered_at = $now, updated_at = $now", attempts, status, null, now, now);
 
-    public void MarkGivenUp(long id, int attempts, int? status, string error, DateTimeOffset now) =>
-        Update(id, "state = 'given_up', attempts = $attempts, last_status = $status, last_error = $error, updated_at = $now", attempts, status, error, now, now);
+    public void MarkRetry(long id, int attempts, int? status, string error, DateTimeOffset next, DateTimeOffset now) => MarkRetry([id], attempts, status, error, next, now);
 
-    private void Update(long id, string set, int attempts, int? status, string? error, DateTimeOffset next, DateTimeOffset now)
+    public void MarkRetry(IReadOnlyList<long> ids, int attempts, int? status, string error, DateTimeOffset next, DateTimeOffset now) =>
+        Update(ids, "attempts = $attempts, last_status = $status, last_error = $error, next_attempt_at = $next, updated_at = $now", attempts, status, error, next, now);
+
+    public void MarkGivenUp(long id, int attempts, int? status, string error, DateTimeOffset now) => MarkGivenUp([id], attempts, status, error, now);
+
+    public void MarkGivenUp(IReadOnlyList<long> ids, int attempts, int? status, string error, DateTimeOffset now) =>
+        Update(ids, "state = 'given_up', attempts = $attempts, last_status = $status, last_error = $error, updated_at = $now", attempts, status, error, now, now);
+
+    private void Update(IReadOnlyList<long> ids, string set, int attempts, int? status, string? error, DateTimeOffset next, DateTimeOffset now)
     {
         using var connection = store.Open();
+        using var tx = connection.BeginTransaction();
         using var command = connection.CreateCommand();
+        command.Transaction = tx;
         // Only a pending row changes: a row is final once delivered or given up.
         command.CommandText = $"UPDATE outbox_message SET {set} WHERE id = $id AND state = 'pending'";
-        command.Parameters.AddWithValue("$id", id);
+        var id = command.Parameters.Add("$id", SqliteType.Integer);
         command.Parameters.AddWithValue("$attempts", attempts);
         command.Parameters.AddWithValue("$status", (object?)status ?? DBNull.Value);
         command.Parameters.AddWithValue("$error", (object?)error ?? DBNull.Value);
         command.Parameters.AddWithValue("$next", next.ToUnixTimeMilliseconds());
         command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
-        command.ExecuteNonQuery();
+        foreach (var value in ids)
+        {
+            id.Value = value;
+            command.ExecuteNonQuery();
+        }
+
+        tx.Commit();
     }
 
     /// <summary>Pending rows of receivers no longer configured can never be sent: give them up, with the reason.</summary>

@@ -132,6 +132,30 @@ public sealed class ReceiverOptions
     /// Alertmanager receiver, which always gets the resolve (its own send_resolved decides what it forwards).
     /// </summary>
     public bool SendResolved { get; set; } = true;
+
+    /// <summary>
+    /// Chat receivers (Slack, Teams) only: when notifications about at least this many incidents are queued within
+    /// <see cref="StormWindow"/>, they go out as ONE summary message instead of one message each. 0 turns batching
+    /// off; unset takes <see cref="StormPolicy.DefaultThreshold"/>. PagerDuty, Alertmanager and webhooks always get one
+    /// event per incident (they dedup and group themselves), so setting it on them is a configuration error.
+    /// </summary>
+    public int? StormThreshold { get; set; }
+
+    /// <summary>
+    /// Chat receivers only: how long a notification waits for others to form a storm before it is sent (alone, or in
+    /// the summary). Unset takes <see cref="StormPolicy.DefaultWindow"/>. Every chat message is delayed by up to this.
+    /// </summary>
+    public TimeSpan? StormWindow { get; set; }
+
+    /// <summary>Whether this receiver type batches storms at all (chat: a person reads every message).</summary>
+    public bool IsChat => Type is ReceiverType.Slack or ReceiverType.Teams;
+
+    /// <summary>The effective storm batching of this receiver; null when off or not a chat receiver.</summary>
+    public StormPolicy? Storm()
+    {
+        var threshold = StormThreshold ?? StormPolicy.DefaultThreshold;
+        return IsChat && threshold > 0 ? new StormPolicy(threshold, StormWindow ?? StormPolicy.DefaultWindow) : null;
+    }
 }
 
 /// <summary>

@@ -73,6 +73,14 @@ public static partial class AlertingValidation
         {
             yield return ($"{S}:MaxBackoff", o.MaxBackoff, $"must not be shorter than InitialBackoff ({o.InitialBackoff})");
         }
+
+        foreach (var (r, prefix) in o.Webhooks.Select((w, i) => (w.ToReceiver(), $"{S}:Webhooks:{i}")).Concat(o.Receivers.Select((r, i) => (r, $"{S}:Receivers:{i}"))))
+        {
+            if (r.Storm() is { } storm && storm.Window >= o.GiveUpAfter)
+            {
+                yield return ($"{prefix}:StormWindow", storm.Window, $"must be shorter than GiveUpAfter ({o.GiveUpAfter}): a held notification would be given up unsent");
+            }
+        }
     }
 
     private static IEnumerable<(string, object?, string)> ValidateReceiver(ReceiverOptions r, string prefix, HashSet<string> names)
@@ -107,6 +115,22 @@ public static partial class AlertingValidation
         if (r.Type == ReceiverType.Alertmanager && (r.ResendInterval < TimeSpan.FromSeconds(1) || r.ResendInterval > TimeSpan.FromMinutes(4)))
         {
             yield return ($"{prefix}:ResendInterval", r.ResendInterval, "must be between 00:00:01 and 00:04:00 (below Alertmanager's default resolve_timeout of 5 min)");
+        }
+
+        if (!r.IsChat && (r.StormThreshold is not null || r.StormWindow is not null))
+        {
+            yield return ($"{prefix}:{(r.StormThreshold is not null ? "StormThreshold" : "StormWindow")}", (object?)r.StormThreshold ?? r.StormWindow,
+                $"only Slack and Teams receivers batch storms; a {r.Type.ToString().ToLowerInvariant()} receiver gets one event per incident and dedups itself");
+        }
+
+        if (r.StormThreshold is { } threshold && threshold != 0 && (threshold < StormPolicy.MinThreshold || threshold > StormPolicy.MaxThreshold))
+        {
+            yield return ($"{prefix}:StormThreshold", threshold, $"must be 0 (off) or from {StormPolicy.MinThreshold} to {StormPolicy.MaxThreshold}");
+        }
+
+        if (r.StormWindow is { } window && (window < StormPolicy.MinWindow || window > StormPolicy.MaxWindow))
+        {
+            yield return ($"{prefix}:StormWindow", window, $"must be between {StormPolicy.MinWindow} and {StormPolicy.MaxWindow}");
         }
 
         if (r.RateLimit is { } rate)

@@ -11,10 +11,15 @@ namespace FleetWatch.Controller.Alerting;
 /// within milliseconds), otherwise it polls only as a safety net. Spends the receiver's token bucket, honours
 /// Retry-After on 429/503, backs off with jitter, and gives up at the deadline. A failure of one receiver never
 /// touches another: each has its own sender. Receiver URLs and keys are secrets: logs name the receiver only, and
-/// stored errors are status codes or error kinds, never exception messages (which can quote the URL).
+/// stored errors are status codes or error kinds, never exception messages (which can quote the URL). A chat receiver
+/// with storm batching holds each notification for its storm window and sends a storm as one summary
+/// (<see cref="StormBatcher"/>).
 /// </summary>
 internal sealed partial class ReceiverSender
 {
+    /// <summary>Rows one storm summary settles at most (bounds one read); a bigger storm continues in the next summary.</summary>
+    private const int MaxSummaryRows = 10_000;
+
     private readonly ReceiverOptions _receiver;
     private readonly AlertingOptions _options;
     private readonly AlertOutbox _outbox;
@@ -23,6 +28,7 @@ internal sealed partial class ReceiverSender
     private readonly AlertMetrics _metrics;
     private readonly ILogger _logger;
     private readonly TokenBucket _bucket;
+    private readonly StormPolicy? _storm;
     private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private DateTimeOffset _nextRefresh;
 
@@ -37,6 +43,7 @@ internal sealed partial class ReceiverSender
         _logger = logger;
         var (count, per, burst) = (receiver.RateLimit ?? new RateLimitOptions()).Resolve(receiver.Type);
         _bucket = new TokenBucket(count, per, burst, time.GetUtcNow());
+        _storm = receiver.Storm();
         // Alerts posted before a restart stay valid in Alertmanager for its resolve_timeout: one interval is soon enough.
         _nextRefresh = time.GetUtcNow() + receiver.ResendInterval;
     }
@@ -90,6 +97,24 @@ internal sealed partial class ReceiverSender
             return;
         }
 
+        IReadOnlyList<OutboxRow> rows = [row];
+        if (_storm is { } storm)
+        {
+            if (StormBatcher.HoldUntil(row, now, storm) is { } until)
+            {
+                // Woken by every enqueue, which looks at the oldest row only: the hold still ends at the same instant.
+                await WaitAsync(until - now, ct).ConfigureAwait(false);
+                return;
+            }
+
+            var decision = StormBatcher.Plan(row, _outbox.Pending(Name, row.CreatedAt + storm.Window, MaxSummaryRows), now, storm);
+
+            if (decision is StormDecision.Summary summary)
+            {
+                rows = summary.Rows;
+            }
+        }
+
         var wait = _bucket.TryTake(now);
         if (wait > TimeSpan.Zero)
         {
@@ -97,26 +122,48 @@ internal sealed partial class ReceiverSender
             return;
         }
 
-        await AttemptAsync(row, ct).ConfigureAwait(false);
+        await AttemptAsync(rows, ct).ConfigureAwait(false);
     }
 
-    private async Task AttemptAsync(OutboxRow row, CancellationToken ct)
+    /// <summary>
+    /// One POST for <paramref name="rows"/>: one notification, or a storm summary of many. The oldest row decides the
+    /// attempt number and the give-up deadline (the others were queued later, within the storm window), and every row
+    /// gets the same outcome in one transaction.
+    /// </summary>
+    private async Task AttemptAsync(IReadOnlyList<OutboxRow> rows, CancellationToken ct)
     {
+        var row = rows[0];
+        var ids = rows.Select(r => r.Id).ToList();
         var attempt = row.Attempts + 1;
-        var request = ReceiverRequests.Build(_receiver, row.Notice, _options.ExternalUrl, _time.GetUtcNow());
+        var request = rows.Count == 1
+            ? ReceiverRequests.Build(_receiver, row.Notice, _options.ExternalUrl, _time.GetUtcNow())
+            : ReceiverRequests.Summary(_receiver, rows.Select(r => r.Notice).ToList(), _options.ExternalUrl, _storm!.Window);
         var (status, retryAfter, error) = await PostAsync(request, ct).ConfigureAwait(false);
         var now = _time.GetUtcNow();
         var verdict = DeliveryRetry.Judge(status);
         if (verdict == DeliveryVerdict.Delivered)
         {
-            _outbox.MarkDelivered(row.Id, attempt, (int?)status, now);
+            _outbox.MarkDelivered(ids, attempt, (int?)status, now);
             if (_receiver.Type == ReceiverType.Alertmanager)
             {
                 RememberFiring(row.Notice, now);
             }
 
-            _metrics.OnDelivered(Name, now - row.CreatedAt);
-            LogDelivered(_logger, row.Notice.NotificationKey, Name, attempt);
+            foreach (var r in rows)
+            {
+                _metrics.OnDelivered(Name, now - r.CreatedAt);
+            }
+
+            if (rows.Count > 1)
+            {
+                _metrics.OnStormSummary(Name);
+                LogStormDelivered(_logger, rows.Count, Name, row.Notice.NotificationKey, attempt);
+            }
+            else
+            {
+                LogDelivered(_logger, row.Notice.NotificationKey, Name, attempt);
+            }
+
             return;
         }
 
@@ -129,19 +176,23 @@ internal sealed partial class ReceiverSender
         var delay = DeliveryRetry.NextDelay(attempt, DeliveryRetry.HonoursRetryAfter(status) ? retryAfter : null, now, _options.InitialBackoff, _options.MaxBackoff, Random.Shared.NextDouble());
         if (verdict == DeliveryVerdict.GiveUp || now + delay - row.CreatedAt > _options.GiveUpAfter)
         {
-            _outbox.MarkGivenUp(row.Id, attempt, (int?)status, error, now);
+            _outbox.MarkGivenUp(ids, attempt, (int?)status, error, now);
             if (_receiver.Type == ReceiverType.Alertmanager && row.Notice.Resolved)
             {
                 // Stop re-posting it: Alertmanager then resolves it on its own after resolve_timeout.
                 _outbox.ClearFiring(Name, row.Notice.Incident.Id);
             }
 
-            _metrics.OnGivenUp(Name);
-            LogGaveUp(_logger, row.Notice.NotificationKey, Name, attempt, error);
+            foreach (var r in rows)
+            {
+                _metrics.OnGivenUp(Name);
+                LogGaveUp(_logger, r.Notice.NotificationKey, Name, attempt, error);
+            }
+
             return;
         }
 
-        _outbox.MarkRetry(row.Id, attempt, (int?)status, error, now + delay, now);
+        _outbox.MarkRetry(ids, attempt, (int?)status, error, now + delay, now);
         _metrics.OnRetry(Name);
         LogRetrying(_logger, row.Notice.NotificationKey, Name, error, delay);
     }
@@ -261,6 +312,9 @@ internal sealed partial class ReceiverSender
 
     [LoggerMessage(EventId = 302, Level = LogLevel.Error, Message = "Notification {NotificationKey} to receiver {Receiver} given up after {Attempts} attempt(s): {Error}")]
     private static partial void LogGaveUp(ILogger logger, string notificationKey, string receiver, int attempts, string error);
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "Storm summary of {Count} notifications (first {NotificationKey}) delivered to receiver {Receiver} after {Attempts} attempt(s)")]
+    private static partial void LogStormDelivered(ILogger logger, int count, string receiver, string notificationKey, int attempts);
 
     [LoggerMessage(EventId = 305, Level = LogLevel.Error, Message = "Sender of receiver {Receiver} failed ({Error}); retrying")]
     private static partial void LogSenderError(ILogger logger, string receiver, string error);

@@ -1,4 +1,6 @@
+using FleetWatch.Contracts;
 using FleetWatch.Controller.Incidents;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -24,9 +26,12 @@ public sealed partial class WebhookDelivery : BackgroundService
     private readonly ILogger<WebhookDelivery> _logger;
     private readonly IReadOnlyDictionary<string, ReceiverOptions> _receivers;
     private readonly Dictionary<string, ReceiverSender> _senders = new(StringComparer.Ordinal);
+    private readonly IServiceProvider? _services;
 
-    public WebhookDelivery(IHttpClientFactory http, IOptions<AlertingOptions> options, AlertOutbox outbox, TimeProvider time, AlertMetrics metrics, ILogger<WebhookDelivery> logger)
+    // services: where the start-up reconciliation of acknowledgements finds the incident manager, when the host has one.
+    public WebhookDelivery(IHttpClientFactory http, IOptions<AlertingOptions> options, AlertOutbox outbox, TimeProvider time, AlertMetrics metrics, ILogger<WebhookDelivery> logger, IServiceProvider? services = null)
     {
+        _services = services;
         _options = options.Value;
         _outbox = outbox;
         _router = new AlertRouter(_options);
@@ -95,6 +100,51 @@ public sealed partial class WebhookDelivery : BackgroundService
     }
 
     /// <summary>
+    /// Queues PagerDuty's <c>acknowledge</c> after an operator acknowledged <paramref name="incident"/> in FleetWatch
+    /// (call it with the snapshot <c>IncidentManager.Acknowledge</c> returned). It goes to the PagerDuty receivers
+    /// that were sent (or are sending) the incident's trigger, after it in their queue, with the same dedup_key.
+    /// Exactly once per incident and receiver: the outbox row is keyed <c>{id}/Acknowledged</c>, so a second
+    /// acknowledgement, a retried API call or the start-up reconciliation inserts nothing. Nothing is queued for an
+    /// incident that is not acknowledged or already resolved (its resolve closes the PagerDuty alert). Returns the
+    /// receivers that got a new row. A storage failure is logged and counted as given up, never thrown.
+    /// </summary>
+    public IReadOnlyList<string> EnqueueAcknowledged(IncidentSnapshot incident)
+    {
+        if (incident.AcknowledgedBy is null || incident.ResolvedAt is not null)
+        {
+            return [];
+        }
+
+        var notice = AlertNotice.Acknowledged(incident);
+        IReadOnlyList<string> receivers = [];
+        IReadOnlyList<string> inserted;
+        try
+        {
+            receivers = _outbox.ReceiversOf(incident.Id)
+                .Where(r => _receivers.TryGetValue(r, out var o) && o.Type == ReceiverType.PagerDuty)
+                .ToList();
+            inserted = _outbox.Enqueue(notice, receivers, _time.GetUtcNow());
+        }
+        catch (Exception ex) when (AlertOutbox.IsStorageError(ex))
+        {
+            foreach (var r in receivers)
+            {
+                _metrics.OnGivenUp(r);
+            }
+
+            LogEnqueueFailed(_logger, notice.NotificationKey, ex.GetType().Name, ex.Message);
+            return [];
+        }
+
+        foreach (var name in inserted)
+        {
+            _senders[name].Signal();
+        }
+
+        return inserted;
+    }
+
+    /// <summary>
     /// The routed receivers; a resolve also goes to every receiver that heard about the incident before (its severity,
     /// and so its route, may have changed since), except receivers with <c>SendResolved</c> off. Alertmanager always gets
     /// the resolve: without an endsAt it would keep the alert firing until resolve_timeout.
@@ -129,8 +179,38 @@ public sealed partial class WebhookDelivery : BackgroundService
             LogEnqueueFailed(_logger, "(housekeeping)", ex.GetType().Name, ex.Message);
         }
 
+        ReconcileAcknowledged();
+
         await Task.WhenAll(_senders.Values.Select(s => Task.Run(() => s.RunAsync(stoppingToken), CancellationToken.None))).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// An acknowledgement stored by the incident manager but not queued here (the controller stopped between the two)
+    /// is queued at start: every open, acknowledged incident is offered again, a no-op for those already queued.
+    /// </summary>
+    private void ReconcileAcknowledged()
+    {
+        if (_services?.GetService<IncidentManager>() is not { } incidents || !_receivers.Values.Any(r => r.Type == ReceiverType.PagerDuty))
+        {
+            return;
+        }
+
+        try
+        {
+            var queued = incidents.Open().Where(i => i.AcknowledgedBy is not null).Sum(i => EnqueueAcknowledged(i).Count);
+            if (queued > 0)
+            {
+                LogAcknowledgementsRecovered(_logger, queued);
+            }
+        }
+        catch (Exception ex) when (AlertOutbox.IsStorageError(ex))
+        {
+            LogEnqueueFailed(_logger, "(acknowledgements)", ex.GetType().Name, ex.Message);
+        }
+    }
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "{Count} PagerDuty acknowledgement(s) stored but not queued before the last stop; queued now")]
+    private static partial void LogAcknowledgementsRecovered(ILogger logger, int count);
 
     [LoggerMessage(EventId = 304, Level = LogLevel.Error, Message = "Notification {NotificationKey} could not be queued ({Error}: {Detail})")]
     private static partial void LogEnqueueFailed(ILogger logger, string notificationKey, string error, string detail);

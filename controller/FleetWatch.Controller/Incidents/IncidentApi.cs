@@ -4,6 +4,7 @@ using FleetWatch.Contracts;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace FleetWatch.Controller.Incidents;
 
@@ -65,7 +66,14 @@ public static class IncidentApi
                 note = n.GetString();
             }
 
-            return incidents.Acknowledge(id, Operator(http), note, time.GetUtcNow()) is { } incident ? Json(incident) : NotFound("incident", id);
+            if (incidents.Acknowledge(id, Operator(http), note, time.GetUtcNow()) is not { } incident)
+            {
+                return NotFound("incident", id);
+            }
+
+            // PagerDuty hears of it (acknowledge, same dedup_key); once per incident, so a second ack sends nothing.
+            http.RequestServices.GetService<Alerting.WebhookDelivery>()?.EnqueueAcknowledged(incident);
+            return Json(incident);
         });
 
         api.MapPost("/incidents/{id}/notes", async (string id, HttpContext http, IncidentManager incidents, TimeProvider time) =>

@@ -30,6 +30,7 @@ public sealed class AlertingApiTests
             ["FleetWatch:Alerting:ExternalUrl"] = "https://fleetwatch.test",
             ["FleetWatch:Alerting:Receivers:0:Name"] = "slack-infra",
             ["FleetWatch:Alerting:Receivers:0:Type"] = "slack", // type names bind case-insensitively
+            ["FleetWatch:Alerting:Receivers:0:StormThreshold"] = "0",
             ["FleetWatch:Alerting:Receivers:0:Url"] = server.Url("/services/" + SlackUrlToken),
             ["FleetWatch:Alerting:Receivers:1:Name"] = "pd",
             ["FleetWatch:Alerting:Receivers:1:Type"] = "pagerduty",

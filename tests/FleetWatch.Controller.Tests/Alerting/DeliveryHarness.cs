@@ -34,9 +34,15 @@ public sealed class DeliveryHarness : IAsyncDisposable
 
     public IServiceProvider Services => _provider;
 
-    public static async Task<DeliveryHarness> StartAsync(string databasePath, IDictionary<string, string?> settings)
+    /// <summary>Starts the engine; with <paramref name="time"/> (a FakeTimeProvider) every clock of it is the test's.</summary>
+    public static async Task<DeliveryHarness> StartAsync(string databasePath, IDictionary<string, string?> settings, TimeProvider? time = null)
     {
         var services = new ServiceCollection();
+        if (time is not null)
+        {
+            services.AddSingleton(time);
+        }
+
         services.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning));
         var all = new Dictionary<string, string?>(settings)
         {
@@ -95,6 +101,22 @@ public sealed class TempDatabase : IDisposable
 /// <summary>Bounded polling: every wait has a limit and says what it waited for.</summary>
 public static class Poll
 {
+    /// <summary>Polls while moving a fake clock forward by <paramref name="step"/> between looks (timers due on it fire).</summary>
+    public static async Task AdvancingUntilAsync(Microsoft.Extensions.Time.Testing.FakeTimeProvider time, TimeSpan step, Func<bool> condition, TimeSpan limit, string what)
+    {
+        using var cts = new CancellationTokenSource(limit);
+        while (!condition())
+        {
+            if (cts.IsCancellationRequested)
+            {
+                throw new TimeoutException($"timed out after {limit.TotalSeconds:F0} s (fake clock at {time.GetUtcNow():O}) waiting for {what}");
+            }
+
+            time.Advance(step);
+            await Task.Delay(20);
+        }
+    }
+
     public static async Task UntilAsync(Func<bool> condition, TimeSpan limit, string what)
     {
         using var cts = new CancellationTokenSource(limit);

@@ -35,6 +35,7 @@ public sealed class OutboxDeliveryTests(ITestOutputHelper output)
         using var db = new TempDatabase();
         // 5 per second, no burst: one POST every 200 ms at most.
         await using var engine = await DeliveryHarness.StartAsync(db.Path, OneReceiver(server, "Slack",
+            ("FleetWatch:Alerting:Receivers:0:StormThreshold", "0"), // one message each: this test is about the budget
             ("FleetWatch:Alerting:Receivers:0:RateLimit:Count", "5"),
             ("FleetWatch:Alerting:Receivers:0:RateLimit:Per", "00:00:01"),
             ("FleetWatch:Alerting:Receivers:0:RateLimit:Burst", "1")));
@@ -104,7 +105,7 @@ public sealed class OutboxDeliveryTests(ITestOutputHelper output)
         await using var server = await LoopbackReceiver.StartAsync();
         server.AlwaysStatus = 404; // Slack: channel_not_found, a misconfiguration no retry fixes
         using var db = new TempDatabase();
-        await using var engine = await DeliveryHarness.StartAsync(db.Path, OneReceiver(server, "Slack"));
+        await using var engine = await DeliveryHarness.StartAsync(db.Path, OneReceiver(server, "Slack", ("FleetWatch:Alerting:Receivers:0:StormThreshold", "0")));
 
         engine.Delivery.Enqueue(DeliveryHarness.Opened("inc-1"));
         await Poll.UntilAsync(() => engine.Metrics.GivenUp == 1, TimeSpan.FromSeconds(10), "give-up");

@@ -26,9 +26,11 @@ public sealed class ReceiverPayloadTests
         {
             ["FleetWatch:Alerting:Receivers:0:Name"] = "slack",
             ["FleetWatch:Alerting:Receivers:0:Type"] = "Slack",
+            ["FleetWatch:Alerting:Receivers:0:StormThreshold"] = "0", // single-incident messages (storms: StormBatchingTests)
             ["FleetWatch:Alerting:Receivers:0:Url"] = server.Url("/slack/T000/B000/XXXX"),
             ["FleetWatch:Alerting:Receivers:1:Name"] = "teams",
             ["FleetWatch:Alerting:Receivers:1:Type"] = "Teams",
+            ["FleetWatch:Alerting:Receivers:1:StormThreshold"] = "0",
             ["FleetWatch:Alerting:Receivers:1:Url"] = server.Url("/teams?sig=abc"),
             ["FleetWatch:Alerting:Receivers:2:Name"] = "pagerduty",
             ["FleetWatch:Alerting:Receivers:2:Type"] = "PagerDuty",

@@ -7,6 +7,31 @@ namespace FleetWatch.Controller.Alerting;
 /// <summary>What every payload builder reads: one incident change, as queued in the outbox.</summary>
 public sealed record AlertNotice(IncidentChangeKind Kind, IncidentSnapshot Incident, string NotificationKey)
 {
+    /// <summary>The outbox <c>kind</c> of an operator's acknowledgement (not an incident change of its own).</summary>
+    public const string AcknowledgedKind = "Acknowledged";
+
+    /// <summary>
+    /// An operator acknowledged the incident in FleetWatch (PagerDuty gets <c>event_action: acknowledge</c>). Its
+    /// <see cref="Kind"/> is <see cref="IncidentChangeKind.Updated"/>: the incident itself did not change.
+    /// </summary>
+    public bool Acknowledgement { get; init; }
+
+    /// <summary>How the outbox stores <see cref="Kind"/> (and shows it in the deliveries API).</summary>
+    public string StoredKind => Acknowledgement ? AcknowledgedKind : Kind.ToString();
+
+    /// <summary>
+    /// The acknowledgement of an incident: its key has no severity or repeat, because an incident is acknowledged once
+    /// (a second acknowledgement only adds a note), so a second enqueue, or one after a restart, is a no-op in the outbox.
+    /// </summary>
+    public static AlertNotice Acknowledged(IncidentSnapshot incident) =>
+        new(IncidentChangeKind.Updated, incident, $"{incident.Id}/{AcknowledgedKind}") { Acknowledgement = true };
+
+    /// <summary>Reads back an outbox row's kind and snapshot.</summary>
+    public static AlertNotice FromStored(string kind, IncidentSnapshot incident, string notificationKey) =>
+        kind == AcknowledgedKind
+            ? new AlertNotice(IncidentChangeKind.Updated, incident, notificationKey) { Acknowledgement = true }
+            : new AlertNotice(Enum.Parse<IncidentChangeKind>(kind), incident, notificationKey);
+
     /// <summary>Resolved notices carry a resolve time; everything else is firing.</summary>
     public bool Resolved => Kind == IncidentChangeKind.Resolved || Incident.ResolvedAt is not null;
 

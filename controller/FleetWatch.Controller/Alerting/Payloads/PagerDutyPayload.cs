@@ -6,8 +6,9 @@ namespace FleetWatch.Controller.Alerting;
 
 /// <summary>
 /// PagerDuty Events API v2 event (research/dashboard-alerting-anchors.md section 2.4): <c>trigger</c> while firing,
-/// <c>resolve</c> when resolved, both with <c>dedup_key</c> = the incident id, so every update of one incident lands on
-/// one PagerDuty alert and the resolve closes it. Required fields: routing_key, event_action, and for a trigger
+/// <c>acknowledge</c> when an operator acknowledges the incident in FleetWatch, <c>resolve</c> when resolved, all with
+/// <c>dedup_key</c> = the incident id, so every update of one incident lands on one PagerDuty alert, the
+/// acknowledgement stops its escalation and the resolve closes it. Required fields: routing_key, event_action, and for a trigger
 /// payload.summary (≤ 1024 characters), payload.source and payload.severity. Pure.
 /// </summary>
 public static class PagerDutyPayload
@@ -18,10 +19,11 @@ public static class PagerDutyPayload
     {
         var incident = notice.Incident;
         var dedupKey = AlertNotice.Truncate(incident.Id, 255);
-        if (notice.Resolved)
+        if (notice.Resolved || notice.Acknowledgement)
         {
-            // Acknowledge and resolve carry only the keys; PagerDuty drops them for an unknown dedup_key.
-            return new JsonObject { ["routing_key"] = routingKey, ["event_action"] = "resolve", ["dedup_key"] = dedupKey };
+            // Acknowledge and resolve carry only the keys (the research file's examples); PagerDuty drops them for an
+            // unknown dedup_key. A resolve wins over an acknowledgement of an incident resolved meanwhile.
+            return new JsonObject { ["routing_key"] = routingKey, ["dedup_key"] = dedupKey, ["event_action"] = notice.Resolved ? "resolve" : "acknowledge" };
         }
 
         var details = new JsonObject

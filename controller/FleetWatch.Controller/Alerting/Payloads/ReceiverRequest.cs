@@ -36,6 +36,19 @@ public static class ReceiverRequests
         return new ReceiverRequest(UrlOf(receiver), bytes, headers);
     }
 
+    /// <summary>A chat receiver's storm summary: one message for many notifications (<see cref="StormSummary"/>).</summary>
+    public static ReceiverRequest Summary(ReceiverOptions receiver, IReadOnlyList<AlertNotice> notices, string externalUrl, TimeSpan window)
+    {
+        var summary = StormSummary.Of(notices);
+        JsonNode body = receiver.Type switch
+        {
+            ReceiverType.Slack => summary.Slack(externalUrl, window),
+            ReceiverType.Teams => summary.Teams(externalUrl, window),
+            _ => throw new ArgumentException($"receiver type {receiver.Type} does not batch storms", nameof(receiver)),
+        };
+        return new ReceiverRequest(UrlOf(receiver), Encoding.UTF8.GetBytes(body.ToJsonString()), []);
+    }
+
     /// <summary>The Alertmanager re-post of every firing alert in one array.</summary>
     public static ReceiverRequest Refresh(ReceiverOptions receiver, IEnumerable<AlertNotice> firing, string externalUrl, DateTimeOffset now) =>
         new(UrlOf(receiver), Encoding.UTF8.GetBytes(AlertmanagerApiPayload.Build(firing, externalUrl, now).ToJsonString()), []);

@@ -57,8 +57,8 @@ public static class SlackPayload
         };
     }
 
-    private static JsonObject Field(string text) => new() { ["type"] = "mrkdwn", ["text"] = AlertNotice.Truncate(text, 2000) };
+    internal static JsonObject Field(string text) => new() { ["type"] = "mrkdwn", ["text"] = AlertNotice.Truncate(text, 2000) };
 
     /// <summary>Slack's three control characters in mrkdwn (https://api.slack.com/reference/surfaces/formatting#escaping).</summary>
-    private static string Escape(string text) => text.Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal).Replace(">", "&gt;", StringComparison.Ordinal);
+    internal static string Escape(string text) => text.Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal).Replace(">", "&gt;", StringComparison.Ordinal);
 }

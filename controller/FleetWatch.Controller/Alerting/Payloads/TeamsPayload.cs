@@ -45,37 +45,41 @@ public static class TeamsPayload
             facts.Add(Fact("Finding", AlertNotice.Truncate(line, 500)));
         }
 
-        return new JsonObject
-        {
-            ["type"] = "message",
-            ["attachments"] = new JsonArray(new JsonObject
+        var body = new JsonArray(
+            new JsonObject
             {
-                ["contentType"] = CardContentType,
-                ["contentUrl"] = null,
-                ["content"] = new JsonObject
-                {
-                    ["$schema"] = "http://adaptivecards.io/schemas/adaptive-card.json",
-                    ["type"] = "AdaptiveCard",
-                    ["version"] = CardVersion,
-                    ["msteams"] = new JsonObject { ["width"] = "full" },
-                    ["body"] = new JsonArray(
-                        new JsonObject
-                        {
-                            ["type"] = "TextBlock",
-                            ["text"] = notice.Title,
-                            ["weight"] = "Bolder",
-                            ["size"] = "Medium",
-                            // Alertmanager's msteamsv2 colours the title by status: Good when resolved, Attention when firing.
-                            ["color"] = notice.Resolved ? "Good" : incident.Severity >= Severity.High ? "Attention" : "Warning",
-                            ["wrap"] = true,
-                        },
-                        new JsonObject { ["type"] = "TextBlock", ["text"] = AlertNotice.Truncate(AlertmanagerPayloadBuilder.Summary(incident), 1000), ["wrap"] = true },
-                        new JsonObject { ["type"] = "FactSet", ["facts"] = facts }),
-                    ["actions"] = new JsonArray(new JsonObject { ["type"] = "Action.OpenUrl", ["title"] = "Open node", ["url"] = notice.NodeUrl(externalUrl) }),
-                },
-            }),
-        };
+                ["type"] = "TextBlock",
+                ["text"] = notice.Title,
+                ["weight"] = "Bolder",
+                ["size"] = "Medium",
+                // Alertmanager's msteamsv2 colours the title by status: Good when resolved, Attention when firing.
+                ["color"] = notice.Resolved ? "Good" : incident.Severity >= Severity.High ? "Attention" : "Warning",
+                ["wrap"] = true,
+            },
+            new JsonObject { ["type"] = "TextBlock", ["text"] = AlertNotice.Truncate(AlertmanagerPayloadBuilder.Summary(incident), 1000), ["wrap"] = true },
+            new JsonObject { ["type"] = "FactSet", ["facts"] = facts });
+        return Message(body, new JsonObject { ["type"] = "Action.OpenUrl", ["title"] = "Open node", ["url"] = notice.NodeUrl(externalUrl) });
     }
 
-    private static JsonObject Fact(string title, string value) => new() { ["title"] = title, ["value"] = value };
+    /// <summary>The Workflows message around one Adaptive Card with this body and one action.</summary>
+    internal static JsonObject Message(JsonArray body, JsonObject action) => new()
+    {
+        ["type"] = "message",
+        ["attachments"] = new JsonArray(new JsonObject
+        {
+            ["contentType"] = CardContentType,
+            ["contentUrl"] = null,
+            ["content"] = new JsonObject
+            {
+                ["$schema"] = "http://adaptivecards.io/schemas/adaptive-card.json",
+                ["type"] = "AdaptiveCard",
+                ["version"] = CardVersion,
+                ["msteams"] = new JsonObject { ["width"] = "full" },
+                ["body"] = body,
+                ["actions"] = new JsonArray(action),
+            },
+        }),
+    };
+
+    internal static JsonObject Fact(string title, string value) => new() { ["title"] = title, ["value"] = value };
 }
