@@ -48,6 +48,7 @@ public sealed class DeployConfigTests
         Assert.True(p.ExitCode == 0 && ours.Count == 0, $"systemd-analyze verify: exit {p.ExitCode}\n{output}");
         Assert.Contains("Type=notify", text);
         Assert.Contains("NoNewPrivileges=yes", text);
+        Assert.Contains("MemoryDenyWriteExecute=yes", text); // backed by NativeAgentTests running the agent under PR_SET_MDWE
     }
 
     [Fact]

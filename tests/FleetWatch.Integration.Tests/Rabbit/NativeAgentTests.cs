@@ -40,7 +40,7 @@ public sealed partial class NativeAgentTests
     }
 
     [Fact]
-    public async Task Shipped_config_starts_reads_the_fake_gpus_and_stops_cleanly_on_sigterm()
+    public async Task Shipped_config_starts_under_memory_deny_write_execute_reads_the_fake_gpus_and_stops_cleanly_on_sigterm()
     {
         var vhost = await RabbitAdmin.CreateVirtualHostAsync("fw-native");
         var dir = Directory.CreateTempSubdirectory("fw-native-");
@@ -48,8 +48,9 @@ public sealed partial class NativeAgentTests
         {
             var kmsg = Path.Combine(dir.FullName, "kmsg");
             await File.WriteAllTextAsync(kmsg, "6,1,1000,-;Linux version 6.1.0 (fixture)\n");
-            // deploy/config/agent.json as shipped; only what points at this machine instead of a GPU node is overridden.
-            await using var agent = FleetWatchProcess.StartNativeAgent(
+            // deploy/config/agent.json as shipped; only what points at this machine instead of a GPU node is overridden. Under
+            // Memory-Deny-Write-Execute, as the systemd unit runs it.
+            await using var agent = FleetWatchProcess.StartNativeAgentWithoutWriteExecute(
             [
                 "--config", Path.Combine(Repo.Root, "deploy", "config", "agent.json"),
                 "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
@@ -98,6 +99,19 @@ public sealed partial class NativeAgentTests
             dir.Delete(recursive: true);
             await RabbitAdmin.DeleteVirtualHostAsync(vhost);
         }
+    }
+
+    [Fact]
+    public async Task Memory_deny_write_execute_is_enforced_a_jit_runtime_cannot_run_under_it()
+    {
+        // The control for the test above: the same wrapper stops the JIT-compiled CLI (the JIT needs memory that is written,
+        // then executed), so an agent that runs under it really runs without writable-executable memory.
+        var dotnet = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "dotnet")).First(File.Exists);
+        await using var cli = FleetWatchProcess.StartProgram(Path.Combine(AppContext.BaseDirectory, "native", "mdwe_exec"),
+            [Path.GetFullPath(dotnet), Path.Combine(AppContext.BaseDirectory, "fleetwatch.dll"), "--help"]);
+        await cli.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(cli.ExitCode is not 0 and not 3 and not 4, $"exit {cli.ExitCode} (3: kernel without PR_SET_MDWE)\n{cli.Output}");
     }
 
     private static StringContent Json(string body) => new(body, System.Text.Encoding.UTF8, "application/json");

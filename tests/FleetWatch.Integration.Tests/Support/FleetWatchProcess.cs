@@ -34,13 +34,20 @@ public sealed class FleetWatchProcess : IAsyncDisposable
         await _process.WaitForExitAsync(cts.Token);
     }
 
-    public static FleetWatchProcess Start(params string[] args) => Start("dotnet", [Path.Combine(AppContext.BaseDirectory, "fleetwatch.dll"), .. args]);
+    public static FleetWatchProcess Start(params string[] args) => StartProgram("dotnet", [Path.Combine(AppContext.BaseDirectory, "fleetwatch.dll"), .. args]);
 
     /// <summary>
     /// The Native AOT node agent, <c>fleetwatch-agent</c>, as shipped (scripts/test.sh publishes it to
     /// artifacts/agent-aot before the tests; <c>FLEETWATCH_TEST_AGENT_AOT</c> names another build).
     /// </summary>
-    public static FleetWatchProcess StartNativeAgent(params string[] args) => Start(NativeAgentPath, args);
+    public static FleetWatchProcess StartNativeAgent(params string[] args) => StartProgram(NativeAgentPath, args);
+
+    /// <summary>
+    /// The Native AOT agent under Memory-Deny-Write-Execute (native/mdwe_exec, built with gcc by this project), as the
+    /// systemd unit's MemoryDenyWriteExecute=yes runs it: a JIT could not run there.
+    /// </summary>
+    public static FleetWatchProcess StartNativeAgentWithoutWriteExecute(params string[] args) =>
+        StartProgram(Path.Combine(AppContext.BaseDirectory, "native", "mdwe_exec"), [NativeAgentPath, .. args]);
 
     /// <summary>Path of the published Native AOT agent; fails with how to build it when missing.</summary>
     public static string NativeAgentPath
@@ -54,7 +61,8 @@ public sealed class FleetWatchProcess : IAsyncDisposable
         }
     }
 
-    private static FleetWatchProcess Start(string program, string[] args)
+    /// <summary>Any program with the same output capture and environment (a wrapper, a control).</summary>
+    public static FleetWatchProcess StartProgram(string program, string[] args)
     {
         var info = new ProcessStartInfo(program)
         {
