@@ -71,6 +71,9 @@ log "services up: RabbitMQ 127.0.0.1:5672, VictoriaMetrics $FLEETWATCH_TEST_VM_U
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 log "building"
 dotnet build FleetWatch.sln -c Release -nologo -v q
+# The README's first command publishes the CLI (./fleetwatch): it must keep building, though no test runs the demo.
+log "publishing the CLI as ./fleetwatch does"
+./fleetwatch --help >/dev/null
 # The node agent as shipped: Native AOT (gcc links it). Integration tests run this binary.
 log "publishing the Native AOT agent"
 dotnet publish agent/FleetWatch.Agent/FleetWatch.Agent.csproj -c Release -r linux-x64 -o artifacts/agent-aot -nologo -v q
