@@ -91,9 +91,9 @@ public sealed class AlertmanagerProcess : IAsyncDisposable
                     return am;
                 }
             }
-            catch (HttpRequestException)
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
-                // not listening yet
+                // not listening yet, or a probe that took longer than 2 s on a loaded machine: ask again until the deadline
             }
 
             if (deadline.Elapsed > TimeSpan.FromSeconds(20))
