@@ -42,43 +42,14 @@ public static class AgentNodeHost
     }
 
     /// <summary>Runs the host until SIGTERM; a configuration error is one line on <paramref name="stderr"/> and exit code 2.</summary>
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, string name = "fleetwatch-agent")
-    {
-        WebApplication app;
-        try
-        {
-            app = Build(args);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FileNotFoundException or OptionsValidationException or FormatException)
-        {
-            await stderr.WriteLineAsync($"{name}: configuration error: {ex.Message}").ConfigureAwait(false);
-            return 2;
-        }
-
-        app.Lifetime.ApplicationStarted.Register(() =>
+    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, string name = "fleetwatch-agent") =>
+        HostRunner.RunAsync(() => Build(args), name, app =>
         {
             foreach (var url in app.Urls)
             {
                 stdout.WriteLine($"FleetWatch Agent listening on {url}");
             }
-        });
-        try
-        {
-            await app.RunAsync().ConfigureAwait(false);
-            return 0;
-        }
-        catch (Exception ex) when (ex is OptionsValidationException
-            || (ex is InvalidOperationException && ex.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal)))
-        {
-            // Validation at start, or a value the binder cannot convert ("Failed to convert configuration value at 'KEY' ...").
-            await stderr.WriteLineAsync($"{name}: configuration error: {ex.Message}").ConfigureAwait(false);
-            return 2;
-        }
-        finally
-        {
-            await app.DisposeAsync().ConfigureAwait(false);
-        }
-    }
+        }, stderr);
 
     /// <summary>
     /// The node agent reads hardware and publishes to RabbitMQ, nothing else. A file meant for the simulated fleet or the

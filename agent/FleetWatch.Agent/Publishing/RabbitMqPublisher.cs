@@ -39,6 +39,7 @@ public sealed partial class RabbitMqPublisher : ITelemetryPublisher, IStepTiming
     private readonly ILogger<RabbitMqPublisher> _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly HashSet<string> _declared = [];
+    private readonly string _brokerAddress;
     private readonly string _sourceAddress;
     private IConnection? _connection;
     private IChannel? _channel;
@@ -54,7 +55,8 @@ public sealed partial class RabbitMqPublisher : ITelemetryPublisher, IStepTiming
         _time = time;
         _logger = logger;
         var vhost = _options.VirtualHost.Trim('/');
-        _sourceAddress = $"rabbitmq://{_options.Host}:{_options.Port}/{(vhost.Length == 0 ? "" : vhost + "/")}{Environment.MachineName}_fleetwatch-agent";
+        _brokerAddress = $"rabbitmq://{_options.Host}:{_options.Port}/{(vhost.Length == 0 ? "" : vhost + "/")}";
+        _sourceAddress = $"{_brokerAddress}{Environment.MachineName}_fleetwatch-agent";
     }
 
     /// <summary>Connections opened since start (1 when the broker never went away).</summary>
@@ -115,10 +117,9 @@ public sealed partial class RabbitMqPublisher : ITelemetryPublisher, IStepTiming
     private async Task PublishAsync<T>(T message, JsonTypeInfo<T> typeInfo, CancellationToken ct)
     {
         var exchange = ExchangeName(typeof(T));
-        var messageId = Guid.CreateVersion7(_time.GetUtcNow());
-        var vhost = _options.VirtualHost.Trim('/');
-        var body = Envelope(message, typeInfo, messageId, _time.GetUtcNow(), _sourceAddress,
-            $"rabbitmq://{_options.Host}:{_options.Port}/{(vhost.Length == 0 ? "" : vhost + "/")}{exchange}");
+        var now = _time.GetUtcNow();
+        var messageId = Guid.CreateVersion7(now);
+        var body = Envelope(message, typeInfo, messageId, now, _sourceAddress, $"{_brokerAddress}{exchange}");
         // One publish at a time (the confirm is awaited). A publish stuck behind a blocked or silent broker must not
         // collect waiters for hours: after ConfirmTimeout the next one gives up and the spool keeps its message.
         if (!await _gate.WaitAsync(_options.ConfirmTimeout, ct).ConfigureAwait(false))

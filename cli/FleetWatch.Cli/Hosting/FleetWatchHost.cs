@@ -172,20 +172,8 @@ public static class FleetWatchHost
         return app;
     }
 
-    public static async Task<int> RunAsync(Role role, string[] args, TextWriter stdout, TextWriter stderr)
-    {
-        WebApplication app;
-        try
-        {
-            app = Build(role, args);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FileNotFoundException or Microsoft.Extensions.Options.OptionsValidationException or FormatException)
-        {
-            await stderr.WriteLineAsync($"fleetwatch {role}: configuration error: {ex.Message}").ConfigureAwait(false);
-            return 2;
-        }
-
-        app.Lifetime.ApplicationStarted.Register(() =>
+    public static Task<int> RunAsync(Role role, string[] args, TextWriter stdout, TextWriter stderr) =>
+        HostRunner.RunAsync(() => Build(role, args), $"fleetwatch {role}", app =>
         {
             foreach (var url in app.Urls)
             {
@@ -197,20 +185,5 @@ public static class FleetWatchHost
                 // The key of this run (generated unless configured): the link signs the browser in once.
                 stdout.WriteLine($"Dashboard: {first.TrimEnd('/')}/?key={app.Configuration["FleetWatch:Dashboard:Auth:ApiKey"]}");
             }
-        });
-        try
-        {
-            await app.RunAsync().ConfigureAwait(false);
-            return 0;
-        }
-        catch (Microsoft.Extensions.Options.OptionsValidationException ex)
-        {
-            await stderr.WriteLineAsync($"fleetwatch {role}: configuration error: {ex.Message}").ConfigureAwait(false);
-            return 2;
-        }
-        finally
-        {
-            await app.DisposeAsync().ConfigureAwait(false);
-        }
-    }
+        }, stderr);
 }
