@@ -34,11 +34,16 @@ public sealed class RestoreLoopTests : IDisposable
             "--controller", host.BaseUrl.ToString(), "--job", "train-1", "--nodes", "gpu-a1,gpu-a2", "--steps", "80", "--step-ms", "15",
             "--checkpoint-every", "10", "--checkpoint-dir", _dir, "--scheduler", "slurm", "--scheduler-job-id", "4242", "--domain", "nvl-a", "--rack", "rack-1",
         };
-        var sim = Task.Run(() => JobSimTool.RunAsync(args, output, TextWriter.Null, new Hashtable(), null, CancellationToken.None));
+        var errors = new StringWriter();
+        using var gate = new StepGate();
+        var sim = Task.Run(() => JobSimTool.RunAsync(args, output, errors, new Hashtable(), gate, CancellationToken.None));
 
-        // Wait until the job has a complete checkpoint past step 20 on disk and in the inventory.
+        // Wait until the job has a complete checkpoint past step 20 on disk and in the inventory, then hold its steps
+        // until the controller has decided the restore: on a loaded machine the 80 quick steps could otherwise end
+        // before the restore exists, and the job would never be told to resume.
         var registry = host.App.Services.GetRequiredService<JobRegistry>();
         await RemediationTestHost.WaitUntil(() => registry.Get("train-1") is { LastStep: >= 25 }, "the simulated job to pass step 25");
+        gate.Close();
 
         // The Xid 79 incident the controller opens for this GPU (category and action from the shipped Xid table).
         var rule = XidCatalog.LoadEmbedded().Lookup(79);
@@ -46,8 +51,9 @@ public sealed class RestoreLoopTests : IDisposable
         var expectedStep = CheckpointSelector.Select(host.Orchestrator.Inventory(registry.Get("train-1")!), Enumerable.Range(0, 16).ToArray())!.Step;
         await host.PublishAsync(new IncidentOpened(incident));
 
-        Assert.Equal(0, await sim);
         await RemediationTestHost.WaitUntil(() => !host.Recorded.Restores.IsEmpty && !host.Recorded.Cordons.IsEmpty, "the bus commands to reach their consumer");
+        gate.Open();
+        Assert.True(await sim == 0, $"job-sim failed: {errors}");
         var restore = Assert.Single(host.Recorded.Restores);
         Assert.Equal(("train-1", 1L, "hardware", "inc-79"), (restore.JobId, restore.Cycle, restore.Reason, restore.IncidentId));
         Assert.Equal(["gpu-a1"], restore.ExcludedNodes);
@@ -57,7 +63,8 @@ public sealed class RestoreLoopTests : IDisposable
         Assert.StartsWith("file://", restore.Checkpoint.Uri, StringComparison.Ordinal);
 
         // The simulator resumed from exactly that step, on the spare.
-        Assert.Contains($"resumed cycle 1 from step {restore.Checkpoint.Step} on spare-a1,gpu-a2", output.ToString(), StringComparison.Ordinal);
+        Assert.True(output.ToString().Contains($"resumed cycle 1 from step {restore.Checkpoint.Step} on spare-a1,gpu-a2", StringComparison.Ordinal),
+            $"the simulator did not resume from step {restore.Checkpoint.Step} on spare-a1,gpu-a2; its log:\n{output}{errors}");
 
         // Cordon in FleetWatch's state, drain in the scheduler naming the incident, requeue excluding the node.
         Assert.Equal("gpu-a1", Assert.Single(await host.Client.GetFromJsonAsync<List<CordonRecord>>("cordons") ?? []).Node);
@@ -409,5 +416,32 @@ public sealed class RestoreLoopTests : IDisposable
         var action = host.Store.Actions(null, "real-1", 10).Single(a => a.Kind == "restore");
         Assert.Contains("webhook: HTTP 200", action.Detail, StringComparison.Ordinal);
         Assert.Contains("xid:79", action.Evidence, StringComparison.Ordinal);
+    }
+
+    /// <summary>Holds the simulated job's step reports while closed (the job waits as a slow rank would); everything else passes.</summary>
+    private sealed class StepGate() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        private volatile TaskCompletionSource _open = Opened();
+
+        public void Close() => _open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Open() => _open.TrySetResult();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.Method == HttpMethod.Post && request.RequestUri!.AbsolutePath.EndsWith("/steps", StringComparison.Ordinal))
+            {
+                await _open.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+
+        private static TaskCompletionSource Opened()
+        {
+            var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            open.SetResult();
+            return open;
+        }
     }
 }
