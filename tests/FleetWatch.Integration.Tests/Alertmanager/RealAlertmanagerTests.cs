@@ -20,8 +20,8 @@ public sealed class RealAlertmanagerTests
     [Fact]
     public async Task Alert_arrives_through_alertmanager_grouping_and_so_does_its_resolve()
     {
-        await using var webhook = await WebhookReceiver.StartAsync();
-        await using var alertmanager = await AlertmanagerProcess.StartAsync(webhook.Url);
+        await using var webhook = await LoopbackReceiver.StartAsync();
+        await using var alertmanager = await AlertmanagerProcess.StartAsync(webhook.Url("/hook"));
         var dir = Directory.CreateTempSubdirectory("fleetwatch-am-outbox-").FullName;
         try
         {
@@ -52,7 +52,7 @@ public sealed class RealAlertmanagerTests
             };
             delivery.Enqueue(new IncidentChange(IncidentChangeKind.Opened, incident));
 
-            JsonElement? Notification(string status) => webhook.Posts.Select(p => (JsonElement?)p.Body)
+            JsonElement? Notification(string status) => webhook.Posts.Select(p => (JsonElement?)p.Json)
                 .FirstOrDefault(b => b!.Value.GetProperty("status").GetString() == status
                     && b.Value.GetProperty("alerts").EnumerateArray().Any(a => a.GetProperty("labels").GetProperty("incident_id").GetString() == id));
 

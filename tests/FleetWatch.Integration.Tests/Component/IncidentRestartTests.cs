@@ -74,8 +74,8 @@ public sealed class IncidentRestartTests : IDisposable
     [Fact]
     public async Task A_controller_killed_mid_incident_and_restarted_sends_each_firing_and_resolved_exactly_once()
     {
-        await using var receiver = await WebhookReceiver.StartAsync();
-        var first = await StartControllerAsync(receiver.Url);
+        await using var receiver = await LoopbackReceiver.StartAsync();
+        var first = await StartControllerAsync(receiver.Url("/hook"));
 
         await ApplyAsync(first, T0, Lost("n7", 3, true, T0));
         await Wait.UntilAsync(() => receiver.Posts.Count == 1, TimeSpan.FromSeconds(15), "the first page");
@@ -87,7 +87,7 @@ public sealed class IncidentRestartTests : IDisposable
         Assert.NotEqual(idA, idB);
         await first.DisposeAsync(); // no StopAsync: the host is dropped, as a killed process is
 
-        var second = await StartControllerAsync(receiver.Url);
+        var second = await StartControllerAsync(receiver.Url("/hook"));
         try
         {
             // The same findings again (the agents keep reporting), then they clear and stay clear past the resolve hold.
@@ -118,6 +118,6 @@ public sealed class IncidentRestartTests : IDisposable
     }
 
     /// <summary>(incident id, status) of every post, from the Alertmanager v4 payload's group labels.</summary>
-    private static List<(string Id, string Status)> Received(WebhookReceiver receiver) =>
-        receiver.Posts.Select(p => (p.Body.GetProperty("groupLabels").GetProperty("incident_id").GetString()!, p.Body.GetProperty("status").GetString()!)).ToList();
+    private static List<(string Id, string Status)> Received(LoopbackReceiver receiver) =>
+        receiver.Posts.Select(p => (p.Json.GetProperty("groupLabels").GetProperty("incident_id").GetString()!, p.Json.GetProperty("status").GetString()!)).ToList();
 }

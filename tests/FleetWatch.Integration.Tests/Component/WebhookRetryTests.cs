@@ -15,16 +15,16 @@ public sealed class WebhookRetryTests
     [Fact]
     public async Task Retries_5xx_and_429_honouring_retry_after_then_delivers_once()
     {
-        await using var receiver = await WebhookReceiver.StartAsync();
-        receiver.ScriptedStatuses.Enqueue(503);
-        receiver.ScriptedStatuses.Enqueue(429);
+        await using var receiver = await LoopbackReceiver.StartAsync();
+        receiver.Script.Enqueue((503, null));
+        receiver.Script.Enqueue((429, 1));
         var services = new ServiceCollection();
         services.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning));
         services.AddSingleton(TimeProvider.System);
         var config = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["FleetWatch:Alerting:Webhooks:0:Name"] = "oncall",
-            ["FleetWatch:Alerting:Webhooks:0:Url"] = receiver.Url,
+            ["FleetWatch:Alerting:Webhooks:0:Url"] = receiver.Url("/hook"),
             ["FleetWatch:Alerting:InitialBackoff"] = "00:00:00.100",
         }).Build();
         FleetWatch.Controller.ControllerServiceCollectionExtensions.AddAlerting(services, config);
@@ -44,6 +44,10 @@ public sealed class WebhookRetryTests
         Assert.Equal(3, metrics.Attempts);
         Assert.Single(receiver.Posts);
         Assert.Equal(0, metrics.GivenUp);
+        var requests = receiver.Requests.ToArray();
+        Assert.Equal([503, 429, 200], requests.Select(r => r.Status));
+        // Retry-After: 1 outweighs the 100 ms backoff (a lower bound only: it cannot fail on a slow machine).
+        Assert.True(requests[2].At - requests[1].At >= TimeSpan.FromSeconds(0.9), $"retried {requests[2].At - requests[1].At} after a 429 with Retry-After: 1");
         await ((IHostedService)delivery).StopAsync(CancellationToken.None);
     }
 }

@@ -21,7 +21,7 @@ public sealed class XidToWebhookTests
     [Fact]
     public async Task Xid79_gives_one_critical_incident_one_firing_post_then_one_resolved_post()
     {
-        await using var receiver = await WebhookReceiver.StartAsync();
+        await using var receiver = await LoopbackReceiver.StartAsync();
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 12, 0, 0, TimeSpan.Zero));
         await using var app = FleetWatchHost.Build(Role.AllInOne,
         [
@@ -32,7 +32,7 @@ public sealed class XidToWebhookTests
             "--FleetWatch:Detection:EventHold=00:00:20",
             "--FleetWatch:Incidents:ResolveHold=00:00:05",
             "--FleetWatch:Alerting:Webhooks:0:Name=oncall",
-            $"--FleetWatch:Alerting:Webhooks:0:Url={receiver.Url}",
+            $"--FleetWatch:Alerting:Webhooks:0:Url={receiver.Url("/hook")}",
         ], b =>
         {
             b.Services.AddSingleton<TimeProvider>(time);
@@ -66,7 +66,7 @@ public sealed class XidToWebhookTests
         Assert.Equal(GpuHealth.Critical, frame.Cells.Single(c => c.Node == "gpu0001" && c.Gpu == 5).Health);
         Assert.Equal(31, frame.Counts.Healthy);
 
-        var firing = Assert.Single(receiver.Posts).Body;
+        var firing = Assert.Single(receiver.Posts).Json;
         Assert.Equal("4", firing.GetProperty("version").GetString());
         Assert.Equal("firing", firing.GetProperty("status").GetString());
         Assert.Equal("oncall", firing.GetProperty("receiver").GetString());
@@ -87,7 +87,7 @@ public sealed class XidToWebhookTests
         await Task.Delay(500);
 
         Assert.Equal(2, receiver.Posts.Count);
-        var resolved = receiver.Posts.Last().Body;
+        var resolved = receiver.Posts.Last().Json;
         Assert.Equal("resolved", resolved.GetProperty("status").GetString());
         Assert.Equal(firing.GetProperty("alerts")[0].GetProperty("fingerprint").GetString(), resolved.GetProperty("alerts")[0].GetProperty("fingerprint").GetString());
         var after = Snapshot(frames);

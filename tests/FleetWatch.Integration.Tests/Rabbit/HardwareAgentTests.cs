@@ -22,11 +22,11 @@ public sealed class HardwareAgentTests
         {
             var kmsg = Path.Combine(dir.FullName, "kmsg");
             await File.WriteAllTextAsync(kmsg, "6,100,1000,-;Linux version 6.1.0 (fixture)\n");
-            await using var receiver = await WebhookReceiver.StartAsync();
+            await using var receiver = await LoopbackReceiver.StartAsync();
             await using var controller = FleetWatchProcess.Start(
             [
                 "controller", "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
-                "--FleetWatch:Alerting:Webhooks:0:Name=oncall", $"--FleetWatch:Alerting:Webhooks:0:Url={receiver.Url}",
+                "--FleetWatch:Alerting:Webhooks:0:Name=oncall", $"--FleetWatch:Alerting:Webhooks:0:Url={receiver.Url("/hook")}",
             ]);
             string[] agentArgs =
             [
@@ -49,11 +49,11 @@ public sealed class HardwareAgentTests
             // The fake NVML puts GPU 2 at PCI 00000000:38:00.0; the kernel names it by PCI id only.
             await File.AppendAllTextAsync(kmsg, "3,101,2000,-;NVRM: Xid (PCI:0000:38:00): 79, pid=1234, name=python, GPU has fallen off the bus.\n");
 
-            await Wait.UntilAsync(() => receiver.Posts.Any(p => Label(p.Body, "category") == "gpu_fell_off_bus"), TimeSpan.FromSeconds(30), "Xid 79 alert", Logs);
-            var post = receiver.Posts.First(p => Label(p.Body, "category") == "gpu_fell_off_bus").Body;
+            await Wait.UntilAsync(() => receiver.Posts.Any(p => Label(p.Json, "category") == "gpu_fell_off_bus"), TimeSpan.FromSeconds(30), "Xid 79 alert", Logs);
+            var post = receiver.Posts.First(p => Label(p.Json, "category") == "gpu_fell_off_bus").Json;
             Assert.Equal("hw-node-1", Label(post, "node"));
             Assert.Equal("2", Label(post, "gpu"));
-            Assert.DoesNotContain(receiver.Posts, p => Label(p.Body, "category") == "ib_link_down"); // the cx7 fixture ports are ACTIVE
+            Assert.DoesNotContain(receiver.Posts, p => Label(p.Json, "category") == "ib_link_down"); // the cx7 fixture ports are ACTIVE
 
             // The agent's own surface: readiness, and /metrics with dcgm-exporter names from the real NVML path.
             var url = System.Text.RegularExpressions.Regex.Match(agent.Output, @"FleetWatch Agent listening on (http://\S+)").Groups[1].Value;

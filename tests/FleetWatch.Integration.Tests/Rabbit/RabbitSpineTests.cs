@@ -19,12 +19,12 @@ public sealed class RabbitSpineTests
         var vhost = await RabbitAdmin.CreateVirtualHostAsync("fw-spine");
         try
         {
-            await using var receiver = await WebhookReceiver.StartAsync();
+            await using var receiver = await LoopbackReceiver.StartAsync();
             await using var controller = FleetWatchProcess.Start(
             [
                 "controller", "--urls", "http://127.0.0.1:0", .. Services.RabbitArgs(vhost),
                 "--FleetWatch:Detection:NodeUnknownAfter=00:00:02", "--FleetWatch:Detection:NodeSilentAfter=00:00:04",
-                "--FleetWatch:Alerting:Webhooks:0:Name=oncall", $"--FleetWatch:Alerting:Webhooks:0:Url={receiver.Url}",
+                "--FleetWatch:Alerting:Webhooks:0:Name=oncall", $"--FleetWatch:Alerting:Webhooks:0:Url={receiver.Url("/hook")}",
             ]);
             await using var agent = FleetWatchProcess.Start(
             [
@@ -77,7 +77,7 @@ public sealed class RabbitSpineTests
                 await bus.Publish(new InjectSimulatedFault { Node = "gpu0003", Kind = SimulatedFaultKind.EccDbe, Gpu = 1, For = TimeSpan.FromSeconds(3) });
                 await Wait.UntilAsync(() => HasPost(receiver, "gpu0003", "ecc_double_bit"), TimeSpan.FromSeconds(30), "DBE alert after bad input", Logs);
                 Assert.False(controller.HasExited, Logs());
-                Assert.Equal(1, receiver.Posts.Count(p => IsPost(p.Body, "gpu0002", "gpu_fell_off_bus")));
+                Assert.Equal(1, receiver.Posts.Count(p => IsPost(p.Json, "gpu0002", "gpu_fell_off_bus")));
             }
             finally
             {
@@ -90,7 +90,7 @@ public sealed class RabbitSpineTests
         }
     }
 
-    private static bool HasPost(WebhookReceiver receiver, string node, string category) => receiver.Posts.Any(p => IsPost(p.Body, node, category));
+    private static bool HasPost(LoopbackReceiver receiver, string node, string category) => receiver.Posts.Any(p => IsPost(p.Json, node, category));
 
     private static bool IsPost(System.Text.Json.JsonElement body, string node, string category)
     {

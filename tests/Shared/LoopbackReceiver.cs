@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace FleetWatch.Controller.Tests.Alerting;
+namespace FleetWatch.Tests.Shared;
 
 /// <summary>One POST as the receiver saw it: exact body bytes, headers, parsed JSON, arrival time.</summary>
 public sealed record CapturedPost(string Path, byte[] Body, IReadOnlyDictionary<string, string> Headers, JsonElement Json, TimeSpan At);
