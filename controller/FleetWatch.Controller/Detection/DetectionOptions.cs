@@ -147,6 +147,16 @@ public sealed class DetectionOptions
     public TimeSpan PcieDowntrainedSustained { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// Rule 21: a GPU on an NVSwitch fabric whose registration with the fabric manager has not completed (not started or in
+    /// progress) for this long counts as fabric-unhealthy: CUDA will not start on it, which is why DCGM's r1 readiness
+    /// diagnostic checks the fabric manager and NVSentinel watches for it being down (research/gpu-health-anchors.md
+    /// sections 1.4 and 5.1). Registration takes seconds after the fabric manager starts; the 10 minutes are FleetWatch's
+    /// heuristic, long enough for a node's boot. Zero: never (a registration that does not complete stays Unknown).
+    /// </summary>
+    [TimeSpanRange("00:00:00", "1.00:00:00")]
+    public TimeSpan FabricRegistrationTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
     /// Rule 26: share of the window the GPU spent in thermal slowdown (NVML field values 269 + 270, cumulative ns) above
     /// which it warns. DCGM warns on any nanosecond and users call it a false positive (DCGM#270); the catalogue prefers 5 %.
     /// </summary>

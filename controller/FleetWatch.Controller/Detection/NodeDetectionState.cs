@@ -33,6 +33,7 @@ public enum Signal
     UnrepairableMemory,
     FabricHealth,
     InforomCorrupt,
+    FabricRegistration,
 }
 
 /// <summary>

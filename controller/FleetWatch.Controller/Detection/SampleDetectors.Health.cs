@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using FleetWatch.Contracts;
 
@@ -50,24 +51,51 @@ public static partial class SampleDetectors
 
     private static void EvaluateFabric(in Context c, GpuSample gpu)
     {
-        // Rule 21 (DCGM 174 FABRIC_HEALTH_MASK; DcgmHealthWatch MonitorFabricFields) from nvmlDeviceGetGpuFabricInfoV. Only a
-        // completed registration has a health verdict; while the GPU registers with the fabric manager (not started, in
-        // progress) the condition is Unknown and an earlier verdict stands. A GPU outside any NVSwitch fabric sends null.
-        if (gpu.FabricState is not { } state || state != FabricStateCompleted)
+        // Rule 21 (DCGM 174 FABRIC_HEALTH_MASK; DcgmHealthWatch MonitorFabricFields) from nvmlDeviceGetGpuFabricInfoV. A
+        // completed registration has a health verdict. While the GPU registers with the fabric manager (not started, in
+        // progress) the condition is Unknown and an earlier verdict stands, until the registration has been pending for
+        // FabricRegistrationTimeout: then the fabric manager is presumably down and the GPU cannot run CUDA work.
+        // A GPU outside any NVSwitch fabric sends null.
+        var key = new SignalKey(Signal.FabricHealth, gpu.Index);
+        var pending = c.State.Since(new SignalKey(Signal.FabricRegistration, gpu.Index), gpu.FabricState is { } s && s != FabricStateCompleted, c.Time);
+        if (gpu.FabricState is not FabricStateCompleted)
         {
-            c.State.Observe(gpu.Index, ConditionRule.FabricHealth, ConditionStatus.Unknown);
+            var waited = pending is { } since ? c.Time - since + c.Interval : TimeSpan.Zero;
+            if (pending is null || c.Options.FabricRegistrationTimeout <= TimeSpan.Zero || waited < c.Options.FabricRegistrationTimeout)
+            {
+                c.State.Observe(gpu.Index, ConditionRule.FabricHealth, ConditionStatus.Unknown);
+                return;
+            }
+
+            var stuck = string.Create(CultureInfo.InvariantCulture,
+                $"registration with the fabric manager not completed after {(waited < TimeSpan.FromMinutes(1) ? $"{waited.TotalSeconds:F0} s" : $"{waited.TotalMinutes:F0} min")} (state {FabricStateName(gpu.FabricState!.Value)})");
+            c.State.Observe(gpu.Index, ConditionRule.FabricHealth, true, stuck);
+            if (c.State.Report(key, true))
+            {
+                c.Add(gpu.Index, "fabric_health", true, Severity.High, "fabric_unhealthy", "drain_at_checkpoint",
+                    $"NVLink fabric unhealthy: {stuck}; check that nvidia-fabricmanager runs and the NVSwitches");
+            }
+
             return;
         }
 
         var problem = FabricProblem(gpu.FabricStatus, gpu.FabricHealthMask, gpu.FabricHealthSummary);
         var unhealthy = problem is not null;
         c.State.Observe(gpu.Index, ConditionRule.FabricHealth, unhealthy);
-        if (c.State.Report(new SignalKey(Signal.FabricHealth, gpu.Index), unhealthy))
+        if (c.State.Report(key, unhealthy))
         {
             c.Add(gpu.Index, "fabric_health", unhealthy, Severity.High, "fabric_unhealthy", "drain_at_checkpoint",
                 unhealthy ? $"NVLink fabric unhealthy: {problem}; check the fabric manager and NVSwitches" : "NVLink fabric healthy");
         }
     }
+
+    /// <summary>nvml.h NVML_GPU_FABRIC_STATE_*.</summary>
+    private static string FabricStateName(int state) => state switch
+    {
+        1 => "not started",
+        2 => "in progress",
+        _ => state.ToString(CultureInfo.InvariantCulture),
+    };
 
     /// <summary>
     /// What is wrong with a completed fabric registration, or null when nothing is. A TRUE in any 2-bit field of the health

@@ -21,7 +21,7 @@ public sealed class HealthRuleTests
 
     /// <summary>Runs samples 0..seconds-1 of 8 GPUs; GPU 2 gets <paramref name="change"/>. Returns the rule's findings and the conditions after the last sample.</summary>
     private static (List<(int Second, Finding Finding)> Findings, IReadOnlyList<DetectionCondition> Conditions) Drive(
-        int seconds, Func<int, GpuSample, GpuSample> change, string rule)
+        int seconds, Func<int, GpuSample, GpuSample> change, string rule, DetectionOptions? options = null)
     {
         var state = new NodeDetectionState();
         NodeSample? previous = null;
@@ -31,7 +31,7 @@ public sealed class HealthRuleTests
             var second = s;
             var sample = CatalogueRuleTests.Node8((i, g) => i == 2 ? change(second, g) : g) with { Sequence = s + 1, Time = T0.AddSeconds(s) };
             var output = new List<Finding>();
-            SampleDetectors.Evaluate(previous, sample, state, Options, output);
+            SampleDetectors.Evaluate(previous, sample, state, options ?? Options, output);
             all.AddRange(output.Where(f => f.Rule == rule).Select(f => (s, f)));
             previous = sample;
         }
@@ -143,6 +143,46 @@ public sealed class HealthRuleTests
         Assert.DoesNotContain(findings, f => f.Second is >= 6 and < 10);
         Assert.Equal(10, findings.Last(f => !f.Finding.Active).Second);
         Assert.Equal(ConditionStatus.False, Status(conditions, "fabric_health"));
+    }
+
+    [Theory]
+    [InlineData(2, "in progress")]
+    [InlineData(1, "not started")]
+    public void Rule_21_a_registration_pending_past_the_timeout_is_unhealthy_until_it_completes(int pendingState, string named)
+    {
+        // Pending 0-11 s with a 5 s timeout, completed and healthy from 12 s.
+        var options = new DetectionOptions { FabricRegistrationTimeout = TimeSpan.FromSeconds(5) };
+        var (findings, conditions) = Drive(15, (s, g) => g with
+        {
+            FabricState = s < 12 ? pendingState : 3, FabricStatus = 0, FabricHealthMask = s < 12 ? 0 : Healthy, FabricHealthSummary = 1,
+        }, "fabric_health", options);
+
+        var active = findings.Where(f => f.Finding.Active).ToList();
+        Assert.Equal([4, 5, 6, 7, 8, 9, 10, 11], active.Select(f => f.Second)); // pending 5 s counting the sample interval
+        Assert.All(active, f =>
+        {
+            Assert.Equal((Severity.High, "fabric_unhealthy", "drain_at_checkpoint"), (f.Finding.Severity, f.Finding.Category, f.Finding.Action));
+            Assert.Contains($"registration with the fabric manager not completed after {f.Second + 1} s (state {named})", f.Finding.Message, StringComparison.Ordinal);
+            Assert.Contains("nvidia-fabricmanager", f.Finding.Message, StringComparison.Ordinal);
+        });
+        Assert.Equal(12, Assert.Single(findings, f => !f.Finding.Active).Second);
+        Assert.Equal(ConditionStatus.False, Status(conditions, "fabric_health"));
+    }
+
+    [Fact]
+    public void Rule_21_pending_time_restarts_when_the_gpu_leaves_the_fabric_and_the_default_waits_ten_minutes()
+    {
+        var options = new DetectionOptions { FabricRegistrationTimeout = TimeSpan.FromSeconds(5) };
+        // In progress 0-3 s, no fabric info 4 s (the pending time starts again), in progress 5-12 s: unhealthy from 9 s.
+        var (findings, _) = Drive(13, (s, g) => g with { FabricState = s == 4 ? null : 2, FabricStatus = 0, FabricHealthMask = 0 }, "fabric_health", options);
+        Assert.Equal(9, findings.First(f => f.Finding.Active).Second);
+
+        // The shipped default: 10 minutes of "in progress" is still no verdict; zero turns the timeout off.
+        Assert.Equal(TimeSpan.FromMinutes(10), new DetectionOptions().FabricRegistrationTimeout);
+        var (none, conditions) = Drive(30, (_, g) => g with { FabricState = 2, FabricStatus = 0, FabricHealthMask = 0 }, "fabric_health",
+            new DetectionOptions { FabricRegistrationTimeout = TimeSpan.Zero });
+        Assert.Empty(none);
+        Assert.Equal(ConditionStatus.Unknown, Status(conditions, "fabric_health"));
     }
 
     [Fact]
