@@ -15,6 +15,12 @@ public sealed record NodeSample
     /// <summary>Identifies one agent process run; a new run restarts <see cref="Sequence"/>.</summary>
     public string? AgentRun { get; init; }
 
+    /// <summary>
+    /// The kernel's boot id (<c>/proc/sys/kernel/random/boot_id</c>): a new one means the node rebooted, which an agent
+    /// restart alone does not. Null from the simulator or where the file cannot be read.
+    /// </summary>
+    public string? BootId { get; init; }
+
     public required DateTimeOffset Time { get; init; }
 
     public required IReadOnlyList<GpuSample> Gpus { get; init; }

@@ -1,5 +1,6 @@
 using FleetWatch.Agent.Publishing;
 using FleetWatch.Agent.Sources;
+using FleetWatch.Agent.Sources.Kmsg;
 using FleetWatch.Agent.Sources.Nvml;
 using FleetWatch.Contracts;
 using Microsoft.Extensions.Hosting;
@@ -18,6 +19,7 @@ public sealed partial class HardwareSamplerLoop(
     IInfinibandSource infiniband,
     ITelemetryPublisher publisher,
     IOptions<SamplingOptions> options,
+    IOptions<KmsgXidWatcherOptions> kmsg,
     TimeProvider time,
     AgentMetrics metrics,
     Metrics.AgentState state,
@@ -25,6 +27,8 @@ public sealed partial class HardwareSamplerLoop(
 {
     private readonly string _run = Guid.NewGuid().ToString("N")[..12];
     private long _sequence;
+    private string? _bootId;
+    private bool _bootIdRead;
 
     public string NodeName => options.Value.NodeName is { Length: > 0 } n ? n : Environment.MachineName.ToLowerInvariant();
 
@@ -80,6 +84,7 @@ public sealed partial class HardwareSamplerLoop(
             Node = NodeName,
             Sequence = Interlocked.Increment(ref _sequence),
             AgentRun = _run,
+            BootId = BootId(),
             Time = time.GetUtcNow(),
             Gpus = gpuList,
             NvLinks = links,
@@ -87,6 +92,26 @@ public sealed partial class HardwareSamplerLoop(
             GpuSourceError = gpuError,
         };
     }
+
+    /// <summary>The boot id, read once (it changes only with a reboot, which also restarts the agent); null when unreadable.</summary>
+    private string? BootId()
+    {
+        if (!_bootIdRead)
+        {
+            _bootIdRead = true;
+            _bootId = NodeBootId.Read(kmsg.Value.BootIdPath, out var problem);
+            if (problem is not null)
+            {
+                LogBootIdInvalid(logger, problem);
+            }
+        }
+
+        return _bootId;
+    }
+
+    [LoggerMessage(EventId = 123, Level = LogLevel.Warning,
+        Message = "Boot id not sent ({Problem}): the controller then takes an agent restart for a node restart")]
+    private static partial void LogBootIdInvalid(ILogger logger, string problem);
 
     [LoggerMessage(EventId = 120, Level = LogLevel.Warning, Message = "Publishing sample {Sequence} failed")]
     private static partial void LogPublishFailed(ILogger logger, long sequence, Exception exception);

@@ -80,8 +80,9 @@ public sealed partial class CordonService(
             }
 
             store.TryCordon(new CordonRecord(node, reason, incidentId, operatorName, now));
-            // The agent run at the cordon: a sample from another run later is evidence the node was restarted (return to service).
-            store.UpsertRepair(new RepairRecord { Node = node, CordonedAt = now, RunAtCordon = services.GetService<FleetState>()?.Latest(node)?.AgentRun });
+            // The boot id and agent run at the cordon: a later sample with another one is evidence the node was restarted (return to service).
+            var latest = services.GetService<FleetState>()?.Latest(node);
+            store.UpsertRepair(new RepairRecord { Node = node, CordonedAt = now, RunAtCordon = latest?.AgentRun, BootAtCordon = latest?.BootId });
             var key = $"cordon:{node}:{incidentId ?? now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
             store.TryRecord(Audit.Of(key, now, "cordon", node, null, null, incidentId, reason, evidence, operatorName, ActionStates.InFlight));
             await Publish(new CordonNode { Node = node, Reason = reason, IncidentId = incidentId, Time = now }, ct).ConfigureAwait(false);

@@ -142,7 +142,7 @@ public static class RemediationServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(configuration);
         services.TryAddSingleton(TimeProvider.System);
         services.AddControllerStore(configuration);
-        services.AddStoreSchema(RemediationStore.SchemaName, RemediationStore.Schema);
+        services.AddStoreSchema(RemediationStore.SchemaName, RemediationStore.Schema, RemediationStore.AddedColumns);
         services.AddValidatedOptions<RemediationOptions>(configuration, RemediationOptions.Section, Validate);
         services.TryAddSingleton<RemediationStore>();
         services.TryAddSingleton<JobRegistry>();

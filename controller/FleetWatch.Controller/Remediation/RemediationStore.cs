@@ -38,10 +38,13 @@ public sealed class RemediationStore(ControllerStore store)
             state TEXT NOT NULL, detail TEXT, updated_at TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS node_repairs (
             node TEXT PRIMARY KEY, cordoned_at TEXT NOT NULL, run_at_cordon TEXT, repair_kind TEXT, repaired_by TEXT, repaired_at TEXT,
-            repair_detail TEXT, soak_start TEXT, last_healthy_at TEXT);
+            repair_detail TEXT, soak_start TEXT, last_healthy_at TEXT, boot_at_cordon TEXT);
         CREATE INDEX IF NOT EXISTS action_log_node ON action_log (node, id);
         CREATE INDEX IF NOT EXISTS action_log_job ON action_log (job_id, id);
         """;
+
+    /// <summary>Columns added after a release (a database written before gains them on open).</summary>
+    public static readonly StoreColumn[] AddedColumns = [new("node_repairs", "boot_at_cordon", "TEXT")];
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -164,11 +167,11 @@ public sealed class RemediationStore(ControllerStore store)
         ArgumentNullException.ThrowIfNull(r);
         using var c = store.Open();
         Exec(c, null, """
-            INSERT OR REPLACE INTO node_repairs (node, cordoned_at, run_at_cordon, repair_kind, repaired_by, repaired_at, repair_detail, soak_start, last_healthy_at)
-            VALUES ($n, $c, $run, $k, $by, $at, $d, $soak, $last)
+            INSERT OR REPLACE INTO node_repairs (node, cordoned_at, run_at_cordon, repair_kind, repaired_by, repaired_at, repair_detail, soak_start, last_healthy_at, boot_at_cordon)
+            VALUES ($n, $c, $run, $k, $by, $at, $d, $soak, $last, $boot)
             """,
             ("$n", r.Node), ("$c", T(r.CordonedAt)), ("$run", r.RunAtCordon), ("$k", r.RepairKind), ("$by", r.RepairedBy), ("$at", T(r.RepairedAt)),
-            ("$d", r.RepairDetail), ("$soak", T(r.SoakStart)), ("$last", T(r.LastHealthyAt)));
+            ("$d", r.RepairDetail), ("$soak", T(r.SoakStart)), ("$last", T(r.LastHealthyAt)), ("$boot", r.BootAtCordon));
     }
 
     public void DeleteRepair(string node)
@@ -181,7 +184,7 @@ public sealed class RemediationStore(ControllerStore store)
     {
         using var c = store.Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT node, cordoned_at, run_at_cordon, repair_kind, repaired_by, repaired_at, repair_detail, soak_start, last_healthy_at FROM node_repairs ORDER BY node";
+        cmd.CommandText = "SELECT node, cordoned_at, run_at_cordon, repair_kind, repaired_by, repaired_at, repair_detail, soak_start, last_healthy_at, boot_at_cordon FROM node_repairs ORDER BY node";
         using var r = cmd.ExecuteReader();
         var list = new List<RepairRecord>();
         while (r.Read())
@@ -189,7 +192,7 @@ public sealed class RemediationStore(ControllerStore store)
             list.Add(new RepairRecord
             {
                 Node = r.GetString(0), CordonedAt = D(r, 1)!.Value, RunAtCordon = S(r, 2), RepairKind = S(r, 3), RepairedBy = S(r, 4), RepairedAt = D(r, 5),
-                RepairDetail = S(r, 6), SoakStart = D(r, 7), LastHealthyAt = D(r, 8),
+                RepairDetail = S(r, 6), SoakStart = D(r, 7), LastHealthyAt = D(r, 8), BootAtCordon = S(r, 9),
             });
         }
 

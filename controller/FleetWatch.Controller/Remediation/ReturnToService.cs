@@ -16,10 +16,16 @@ public sealed record RepairRecord
     /// <summary>The cordon this record belongs to (a new cordon of the same node starts a new record).</summary>
     public required DateTimeOffset CordonedAt { get; init; }
 
-    /// <summary>The node's agent run when it was cordoned; a sample from another run afterwards is evidence of a restart (reboot, reinstall).</summary>
+    /// <summary>
+    /// The node's agent run when it was cordoned; a sample from another run afterwards is evidence of a restart, used
+    /// only when the node's boot id is unknown (an agent that does not send one).
+    /// </summary>
     public string? RunAtCordon { get; init; }
 
-    /// <summary>"agent_restart" or "operator"; null: no evidence of repair yet.</summary>
+    /// <summary>The node's boot id when it was cordoned; a sample with another boot id afterwards is evidence of a reboot.</summary>
+    public string? BootAtCordon { get; init; }
+
+    /// <summary>"reboot", "agent_restart" or "operator"; null: no evidence of repair yet.</summary>
     public string? RepairKind { get; init; }
 
     public string? RepairedBy { get; init; }
@@ -56,13 +62,14 @@ public enum ReturnVerdict
 public sealed record ReturnDecision(ReturnVerdict Verdict, RepairRecord Next, string Reason, DateTimeOffset? Excused = null);
 
 /// <summary>
-/// Automatic return to service of a node FleetWatch cordoned: (a) evidence of repair (a new agent run after the cordon,
-/// or an operator's repaired mark), then (b) healthy for <see cref="ReturnToServiceOptions.Soak"/> (NodeHealth.Problem
+/// Automatic return to service of a node FleetWatch cordoned: (a) evidence of repair (a reboot after the cordon: a new
+/// boot id; from an agent that sends no boot id, a new agent run; or an operator's repaired mark), then (b) healthy for <see cref="ReturnToServiceOptions.Soak"/> (NodeHealth.Problem
 /// null at every evaluation; a gap in samples or a condition that changed between evaluations restarts the soak), and
 /// (c) the circuit breaker and storm guard quiet. Pure functions; <see cref="NodeReturnService"/> loads and acts.
 /// </summary>
 public static class ReturnToServicePolicy
 {
+    public const string Reboot = "reboot";
     public const string AgentRestart = "agent_restart";
     public const string OperatorMark = "operator";
 
@@ -84,20 +91,32 @@ public static class ReturnToServicePolicy
             ? record
             // No record of this cordon (cordoned before this feature, or the record was lost): the run seen now is the
             // baseline, so a restart that happened before this first look is not counted (conservative).
-            : new RepairRecord { Node = cordon.Node, CordonedAt = cordon.At, RunAtCordon = facts.Latest?.AgentRun };
+            : new RepairRecord { Node = cordon.Node, CordonedAt = cordon.At, RunAtCordon = facts.Latest?.AgentRun, BootAtCordon = facts.Latest?.BootId };
         if (cordon.Operator != CordonService.SystemOperator)
         {
             return new(ReturnVerdict.Manual, r, $"cordoned by {cordon.Operator} by hand; only an operator returns it");
         }
 
-        if (r.RepairedAt is null && facts.Latest?.AgentRun is { } run && r.RunAtCordon is { } old && run != old && facts.LastSeen > cordon.At)
+        // A reboot is the evidence when both boot ids are known: an agent restarted alone (an upgrade, a crash) repaired
+        // nothing. Only where the agent sends no boot id does a new agent run stand in for the restart.
+        var bootKnown = r.BootAtCordon is not null && facts.Latest?.BootId is not null;
+        if (r.RepairedAt is null && facts.LastSeen > cordon.At && facts.Latest is { } latest)
         {
-            r = r with { RepairKind = AgentRestart, RepairedBy = CordonService.SystemOperator, RepairedAt = facts.LastSeen, RepairDetail = $"agent run {old} -> {run}" };
+            if (bootKnown && latest.BootId != r.BootAtCordon)
+            {
+                r = r with { RepairKind = Reboot, RepairedBy = CordonService.SystemOperator, RepairedAt = facts.LastSeen, RepairDetail = $"boot id {r.BootAtCordon} -> {latest.BootId}" };
+            }
+            else if (!bootKnown && latest.AgentRun is { } run && r.RunAtCordon is { } old && run != old)
+            {
+                r = r with { RepairKind = AgentRestart, RepairedBy = CordonService.SystemOperator, RepairedAt = facts.LastSeen, RepairDetail = $"agent run {old} -> {run}" };
+            }
         }
 
         if (r.RepairedAt is not { } repairedAt)
         {
-            return new(ReturnVerdict.Wait, r, r.RunAtCordon is null
+            return new(ReturnVerdict.Wait, r, bootKnown
+                ? "no repair evidence yet (a reboot of the node or an operator's repaired mark; an agent restart alone is not one)"
+                : r.RunAtCordon is null
                 ? "no repair evidence: the agent run at the cordon is unknown, waiting for an operator's repaired mark"
                 : "no repair evidence yet (a new agent run or an operator's repaired mark)");
         }
@@ -237,7 +256,7 @@ public sealed partial class NodeReturnService(
                 }
 
                 var next = decision.Next;
-                if (record?.RepairedAt is null && next.RepairKind == ReturnToServicePolicy.AgentRestart)
+                if (record?.RepairedAt is null && next.RepairKind is ReturnToServicePolicy.AgentRestart or ReturnToServicePolicy.Reboot)
                 {
                     store.TryRecord(Audit.Of(string.Create(CultureInfo.InvariantCulture, $"repaired:{cordon.Node}:{cordon.At.ToUnixTimeMilliseconds()}:agent"), now, "repaired",
                         cordon.Node, null, null, cordon.IncidentId, $"evidence of repair: {next.RepairDetail}", null, CordonService.SystemOperator, ActionStates.Done));

@@ -10,9 +10,13 @@ namespace FleetWatch.Controller.Storage;
 /// <summary>
 /// One table group's schema. Each concern (incidents, outbox, silences, jobs, actions...) registers its own; the
 /// store applies every schema once, in registration order, when it is first opened. Statements must be idempotent
-/// (<c>CREATE TABLE IF NOT EXISTS</c>): there is no migration history yet, only additive schemas.
+/// (<c>CREATE TABLE IF NOT EXISTS</c>): there is no migration history, only additive schemas. A column added to a table
+/// after a release is also listed in <see cref="AddedColumns"/>, so a database written by the older release gains it.
 /// </summary>
-public sealed record StoreSchema(string Name, string Sql);
+public sealed record StoreSchema(string Name, string Sql, IReadOnlyList<StoreColumn>? AddedColumns = null);
+
+/// <summary>A nullable column added to an existing table (<c>ALTER TABLE ... ADD COLUMN</c> when a database lacks it).</summary>
+public sealed record StoreColumn(string Table, string Column, string Type);
 
 /// <summary>
 /// The controller's SQLite database (STYLE: one store, a file path in configuration). WAL mode lets readers (the
@@ -75,6 +79,25 @@ public sealed class ControllerStore
         return connection;
     }
 
+    private static void AddColumnIfMissing(SqliteConnection connection, SqliteTransaction tx, StoreColumn added)
+    {
+        using var probe = connection.CreateCommand();
+        probe.Transaction = tx;
+        probe.CommandText = "SELECT COUNT(*) FROM pragma_table_info($t) WHERE name = $c";
+        probe.Parameters.AddWithValue("$t", added.Table);
+        probe.Parameters.AddWithValue("$c", added.Column);
+        if (Convert.ToInt64(probe.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0)
+        {
+            return;
+        }
+
+        // Identifiers come from the code's own schema declarations, never from input.
+        using var alter = connection.CreateCommand();
+        alter.Transaction = tx;
+        alter.CommandText = $"ALTER TABLE \"{added.Table}\" ADD COLUMN \"{added.Column}\" {added.Type}";
+        alter.ExecuteNonQuery();
+    }
+
     private void EnsureSchemas(SqliteConnection connection)
     {
         lock (_gate)
@@ -99,6 +122,10 @@ public sealed class ControllerStore
                 try
                 {
                     command.ExecuteNonQuery();
+                    foreach (var added in schema.AddedColumns ?? [])
+                    {
+                        AddColumnIfMissing(connection, tx, added);
+                    }
                 }
                 catch (SqliteException ex)
                 {
@@ -128,6 +155,6 @@ public static class ControllerStoreServiceCollectionExtensions
     }
 
     /// <summary>Registers one table group's schema.</summary>
-    public static IServiceCollection AddStoreSchema(this IServiceCollection services, string name, string sql) =>
-        services.AddSingleton(new StoreSchema(name, sql));
+    public static IServiceCollection AddStoreSchema(this IServiceCollection services, string name, string sql, params StoreColumn[] addedColumns) =>
+        services.AddSingleton(new StoreSchema(name, sql, addedColumns));
 }

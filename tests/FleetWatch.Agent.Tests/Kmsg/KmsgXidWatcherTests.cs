@@ -111,14 +111,14 @@ public sealed class KmsgXidWatcherTests : IDisposable
     {
         CopyFixture();
         var bootId = Path.Combine(_dir, "boot_id");
-        await File.WriteAllTextAsync(bootId, "boot-B\n");
+        await File.WriteAllTextAsync(bootId, "c2d4e6f8-1a3b-4c5d-8e7f-90a1b2c3d4e5\n");
         Directory.CreateDirectory(Path.GetDirectoryName(StatePath)!);
-        await File.WriteAllTextAsync(StatePath, "{\"BootId\":\"boot-A\",\"LastSequence\":500}");
+        await File.WriteAllTextAsync(StatePath, "{\"BootId\":\"6f1c9a52-3a4e-4d7b-9a51-0b6c2f0d1e11\",\"LastSequence\":500}");
 
         var watcher = Watcher(Options(bootId));
         await using var run = Run.Start(watcher);
         Assert.Equal(8L, (await run.Next()).KmsgSequence);
-        await run.WaitUntil(() => File.ReadAllText(StatePath).Contains("boot-B", StringComparison.Ordinal));
+        await run.WaitUntil(() => File.ReadAllText(StatePath).Contains("c2d4e6f8-1a3b-4c5d-8e7f-90a1b2c3d4e5", StringComparison.Ordinal));
     }
 
     [Fact]

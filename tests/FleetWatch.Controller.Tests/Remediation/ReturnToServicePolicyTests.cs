@@ -74,6 +74,51 @@ public sealed class ReturnToServicePolicyTests
             Facts(Now, reportingSince: Now.AddMinutes(-3).AddSeconds(20)), null, Warm, ReturnVerdict.Wait, "left", Now.AddMinutes(-3).AddSeconds(20) },
     };
 
+    private const string BootA = "6f1c9a52-3a4e-4d7b-9a51-0b6c2f0d1e11";
+    private const string BootB = "c2d4e6f8-1a3b-4c5d-8e7f-90a1b2c3d4e5";
+
+    /// <summary>The node now runs <paramref name="run"/> and reports boot id <paramref name="boot"/>; the record holds run-1 and boot <paramref name="bootAtCordon"/>.</summary>
+    private static (RepairRecord Record, NodeFacts Facts) Boots(string? bootAtCordon, string? boot, string run)
+    {
+        var facts = Facts(Now, run: run);
+        return (Record() with { BootAtCordon = bootAtCordon }, facts with { Latest = facts.Latest! with { BootId = boot } });
+    }
+
+    public static TheoryData<string, string?, string?, string, string?, string> BootCases() => new()
+    {
+        // name, boot id at the cordon, boot id now, agent run now (run-1 at the cordon), repair kind found (null: none), reason or detail
+        { "rebooted (and so a new agent run)", BootA, BootB, "run-2", ReturnToServicePolicy.Reboot, $"boot id {BootA} -> {BootB}" },
+        { "agent restarted, same boot: not a repair", BootA, BootA, "run-2", null, "an agent restart alone is not one" },
+        { "same boot, same run", BootA, BootA, "run-1", null, "a reboot of the node" },
+        { "no boot id at the cordon: the agent run decides", null, BootB, "run-2", ReturnToServicePolicy.AgentRestart, "agent run run-1 -> run-2" },
+        { "agent stopped sending one: the agent run decides", BootA, null, "run-2", ReturnToServicePolicy.AgentRestart, "agent run run-1 -> run-2" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BootCases))]
+    public void A_reboot_is_the_evidence_of_repair_where_the_boot_id_is_known(string name, string? bootAtCordon, string? boot, string run, string? kind, string text)
+    {
+        var (record, facts) = Boots(bootAtCordon, boot, run);
+
+        var d = ReturnToServicePolicy.Evaluate(Cordon, record, facts, null, false, null, Now, O);
+
+        Assert.True(kind == d.Next.RepairKind, $"{name}: repair kind {d.Next.RepairKind ?? "none"} ({d.Reason})");
+        Assert.Equal(ReturnVerdict.Wait, d.Verdict); // evidence starts the soak; it never returns the node at once
+        Assert.True((kind is null ? d.Reason : d.Next.RepairDetail!).Contains(text, StringComparison.Ordinal), $"{name}: '{d.Reason}' / '{d.Next.RepairDetail}' lacks '{text}'");
+        Assert.Equal(kind is null ? null : Now, d.Next.RepairedAt);
+    }
+
+    [Fact]
+    public void Without_a_record_the_boot_id_seen_now_is_the_baseline()
+    {
+        var facts = Facts(Now, run: "run-2");
+        facts = facts with { Latest = facts.Latest! with { BootId = BootB } };
+
+        var d = ReturnToServicePolicy.Evaluate(Cordon, null, facts, null, false, null, Now, O);
+
+        Assert.Equal((BootB, "run-2", (string?)null), (d.Next.BootAtCordon, d.Next.RunAtCordon, d.Next.RepairKind));
+    }
+
     private static readonly (bool, DateTimeOffset?) Warm = (false, null);
     private static readonly (bool, DateTimeOffset?) First = (true, null);
 

@@ -64,6 +64,39 @@ public sealed class ReturnToServiceTests : IDisposable
     private static bool Cordoned(RemediationTestHost host, string node) => host.Store.Cordons().Any(c => c.Node == node);
 
     [Fact]
+    public async Task WithBootIds_AnAgentRestartIsNoRepair_ButAReboot_IsTheEvidence()
+    {
+        const string BootA = "0b8f5c1e-8d0a-4a49-9e57-3c2f6f7b9a10", BootB = "9d2e4a6b-1c3f-4e5a-8b7c-6d5e4f3a2b1c";
+        var time = new FakeTimeProvider(T0);
+        await using var host = await RemediationTestHost.StartAsync(Settings, time: time, fullController: true);
+        long seq = 0;
+        var (run, boot) = ("run-1", BootA);
+        IEnumerable<NodeSample> Node(DateTimeOffset at) => [RemediationTestHost.Healthy("gpu-r1", ++seq, at, run) with { BootId = boot }];
+
+        await RunAsync(host, time, TimeSpan.FromMinutes(1), Node);
+        await host.Orchestrator.OnIncidentAsync(RemediationTestHost.Incident("inc-79", "gpu-r1", 5, "gpu_fell_off_bus", "restart_node", Severity.Critical, time.GetUtcNow()), default);
+        var atCordon = Assert.Single(host.Store.Repairs(), r => r.Node == "gpu-r1");
+        Assert.Equal(("run-1", BootA), (atCordon.RunAtCordon, atCordon.BootAtCordon));
+
+        // The agent restarts (an upgrade) without a reboot: a new run, the same boot id. No evidence, however long.
+        (run, seq) = ("run-2", 0);
+        await RunAsync(host, time, TimeSpan.FromMinutes(35), Node);
+        Assert.True(Cordoned(host, "gpu-r1"));
+        Assert.Null(host.Store.Repairs().Single(r => r.Node == "gpu-r1").RepairedAt);
+        Assert.DoesNotContain(host.Store.Actions("gpu-r1", null, 50), a => a.Kind == "repaired");
+
+        // The node reboots: two silent minutes, a new boot id and run. That is the evidence, and the soak starts.
+        time.Advance(TimeSpan.FromMinutes(2));
+        (run, boot, seq) = ("run-3", BootB, 0);
+        await RunAsync(host, time, TimeSpan.FromMinutes(5), Node);
+        var record = host.Store.Repairs().Single(r => r.Node == "gpu-r1");
+        Assert.Equal((ReturnToServicePolicy.Reboot, $"boot id {BootA} -> {BootB}"), (record.RepairKind, record.RepairDetail));
+        Assert.NotNull(record.SoakStart);
+        Assert.Contains($"boot id {BootA} -> {BootB}", Assert.Single(host.Store.Actions("gpu-r1", null, 50), a => a.Kind == "repaired").Reason, StringComparison.Ordinal);
+        Assert.True(Cordoned(host, "gpu-r1")); // still soaking
+    }
+
+    [Fact]
     public async Task CordonThenAgentRestartThenSoak_Uncordons_AndAFlapRestartsTheSoak_OperatorCordonStays()
     {
         var time = new FakeTimeProvider(T0);

@@ -15,11 +15,18 @@ namespace FleetWatch.Integration.Tests.Rabbit;
 [Collection("rabbitmq")]
 public sealed class SpoolOutageTests
 {
+    /// <summary>The boot id the native agent reads (a fixture file: the test machine's own would do, but this one is known).</summary>
+    private const string FixtureBootId = "3e1f0c2a-7b4d-4e8f-9a6b-5c4d3e2f1a0b";
+
+    /// <summary>Boot ids the sink saw, by agent run (null: the sample had none).</summary>
+    private static readonly ConcurrentDictionary<string, string?> BootIds = new();
+
     private sealed class Sink(ConcurrentBag<(string Run, string Node, long Seq)> seen) : IConsumer<NodeSample>
     {
         public Task Consume(ConsumeContext<NodeSample> context)
         {
             seen.Add((context.Message.AgentRun ?? "", context.Message.Node, context.Message.Sequence));
+            BootIds[context.Message.AgentRun ?? ""] = context.Message.BootId;
             return Task.CompletedTask;
         }
     }
@@ -84,6 +91,10 @@ public sealed class SpoolOutageTests
             }
 
             Assert.True(runs.Sum(r => r.Select(s => s.Seq).Distinct().Count()) > 2 * nodes * 30, "the outage window held samples");
+
+            // Both runs of the native agent sent the node's boot id, the same one (an agent restart is not a reboot); the
+            // simulated fleet sends none.
+            Assert.All(runs.Select(r => r.Key.Run).Distinct(), run => Assert.Equal(native ? FixtureBootId : null, BootIds[run]));
         }
         finally
         {
@@ -97,6 +108,7 @@ public sealed class SpoolOutageTests
             Directory.Delete(spool, recursive: true);
             File.Delete(kmsg);
             File.Delete($"{kmsg}.state");
+            File.Delete($"{kmsg}.boot_id");
         }
     }
 
@@ -142,6 +154,7 @@ public sealed class SpoolOutageTests
             Directory.Delete(spool, recursive: true);
             File.Delete(kmsg);
             File.Delete($"{kmsg}.state");
+            File.Delete($"{kmsg}.boot_id");
         }
     }
 
@@ -174,6 +187,7 @@ public sealed class SpoolOutageTests
         if (!File.Exists(kmsg))
         {
             File.WriteAllText(kmsg, "6,1,1000,-;Linux version 6.1.0 (fixture)\n");
+            File.WriteAllText($"{kmsg}.boot_id", FixtureBootId + "\n");
         }
 
         return
@@ -182,7 +196,7 @@ public sealed class SpoolOutageTests
             "--FleetWatch:Bus:RabbitMq:ReconnectInterval=00:00:00.500",
             $"--FleetWatch:Nvml:LibraryPath={Path.Combine(AppContext.BaseDirectory, "native", "libnvidia-ml.so.1")}",
             $"--FleetWatch:Agent:Infiniband:Root={Path.Combine(Repo.Root, "tests", "FleetWatch.Agent.Tests", "Fixtures", "infiniband", "cx7")}",
-            $"--FleetWatch:Agent:Kmsg:Path={kmsg}", $"--FleetWatch:Agent:Kmsg:StatePath={kmsg}.state", "--FleetWatch:Agent:Kmsg:BootIdPath=",
+            $"--FleetWatch:Agent:Kmsg:Path={kmsg}", $"--FleetWatch:Agent:Kmsg:StatePath={kmsg}.state", $"--FleetWatch:Agent:Kmsg:BootIdPath={kmsg}.boot_id",
         ];
     }
 

@@ -309,22 +309,7 @@ public sealed partial class KmsgXidWatcher : IXidSource
         return _uuidFromLog.TryGetValue(pci, out uuid);
     }
 
-    private string? ReadBootId()
-    {
-        if (string.IsNullOrWhiteSpace(_options.BootIdPath))
-        {
-            return null;
-        }
-
-        try
-        {
-            return File.ReadAllText(_options.BootIdPath).Trim();
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
+    private string? ReadBootId() => NodeBootId.Read(_options.BootIdPath, out _);
 
     private long? LoadResumePoint(string? bootId)
     {

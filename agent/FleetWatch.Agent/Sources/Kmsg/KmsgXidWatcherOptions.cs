@@ -16,6 +16,7 @@ public sealed class KmsgXidWatcherOptions
     /// <summary>
     /// The kernel's boot id (<c>/proc/sys/kernel/random/boot_id</c>). kmsg sequence numbers restart at 0 on every boot,
     /// so a saved sequence number is only honoured when the boot id matches. Null or unreadable: always honoured.
+    /// The hardware sampler sends the same boot id with every sample (the controller takes a new one as a reboot).
     /// </summary>
     public string? BootIdPath { get; set; } = "/proc/sys/kernel/random/boot_id";
 
