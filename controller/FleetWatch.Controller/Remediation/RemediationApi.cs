@@ -169,7 +169,7 @@ public static class RemediationApi
                 use.TryGetValue(s.Node, out var u) ? u.JobId : null)).ToArray());
         });
 
-        api.MapGet("/cordons", (CordonService cordons) => Results.Ok(cordons.Cordons()));
+        api.MapGet("/cordons", (NodeReturnService returns) => Results.Ok(returns.Cordons()));
 
         api.MapPost("/nodes/{node}/cordon", async (string node, HttpRequest request, CordonService cordons) =>
         {

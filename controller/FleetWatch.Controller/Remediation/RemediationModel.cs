@@ -133,3 +133,15 @@ public static class Audit
 
 /// <summary>A node FleetWatch holds out of service.</summary>
 public sealed record CordonRecord(string Node, string Reason, string? IncidentId, string Operator, DateTimeOffset At);
+
+/// <summary>A cordon as <c>GET /cordons</c> shows it: the cordon, and where its way back to service stands.</summary>
+public sealed record CordonView(string Node, string Reason, string? IncidentId, string Operator, DateTimeOffset At, ReturnStatus ReturnToService);
+
+/// <summary>
+/// Where a cordoned node's automatic return to service stands. <c>State</c>: <c>manual</c> (an operator's cordon),
+/// <c>disabled</c> (ReturnToService off), <c>not_evaluated</c> (this controller has not looked yet),
+/// <c>awaiting_repair</c>, <c>unhealthy</c> (repaired but failing the health check), <c>soaking</c>, <c>held</c>
+/// (breaker, storm or daily limit) or <c>returning</c>. <c>Reason</c> is the last evaluation's own words.
+/// </summary>
+public sealed record ReturnStatus(string State, string? Reason, DateTimeOffset? EvaluatedAt, string? RepairKind, string? RepairDetail, DateTimeOffset? RepairedAt,
+    DateTimeOffset? SoakStart);

@@ -160,6 +160,31 @@ public static class ReturnToServicePolicy
             excused);
     }
 
+    /// <summary>What <c>GET /cordons</c> says of one cordon, from its persisted record and this process's last decision about it.</summary>
+    public static ReturnStatus Status(CordonRecord cordon, RepairRecord? record, ReturnDecision? last, DateTimeOffset? evaluatedAt, bool enabled)
+    {
+        ArgumentNullException.ThrowIfNull(cordon);
+        var r = last?.Next ?? (record?.CordonedAt == cordon.At ? record : null);
+        var state = cordon.Operator != CordonService.SystemOperator ? "manual"
+            : !enabled ? "disabled"
+            : last is null ? "not_evaluated"
+            : last.Verdict switch
+            {
+                ReturnVerdict.Hold => "held",
+                ReturnVerdict.Return => "returning",
+                ReturnVerdict.Manual => "manual",
+                _ => r?.RepairedAt is null ? "awaiting_repair" : r.SoakStart is null ? "unhealthy" : "soaking",
+            };
+        var reason = state switch
+        {
+            "manual" => $"cordoned by {cordon.Operator}; only an operator returns it",
+            "disabled" => "automatic return to service is off (FleetWatch:Remediation:ReturnToService:Enabled); uncordon by hand",
+            "not_evaluated" => "not evaluated yet by this controller",
+            _ => last!.Reason,
+        };
+        return new ReturnStatus(state, reason, state is "manual" or "disabled" ? null : evaluatedAt, r?.RepairKind, r?.RepairDetail, r?.RepairedAt, r?.SoakStart);
+    }
+
     /// <summary>
     /// Why automatic returns of the node are held, or null: a circuit-breaker refusal within StormWindow (something
     /// fleet-wide is wrong), the node named a suspect since its cordon (nvrx-watch suspect_node), a restart storm or
@@ -221,6 +246,21 @@ public sealed partial class NodeReturnService(
     private readonly SemaphoreSlim _gate = new(1, 1);
     // Nodes this process has evaluated, with the detector-memory start accepted as continuous on the first look.
     private readonly Dictionary<string, DateTimeOffset?> _looked = new(StringComparer.Ordinal);
+    // The last decision about each cordoned node, for GET /cordons (read without the gate).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (DateTimeOffset At, ReturnDecision Decision)> _last = new(StringComparer.Ordinal);
+
+    /// <summary>Every cordon with where its return to service stands (<see cref="ReturnToServicePolicy.Status"/>).</summary>
+    public IReadOnlyList<CordonView> Cordons()
+    {
+        var enabled = options.Value.ReturnToService.Enabled;
+        var records = store.Repairs().ToDictionary(r => r.Node, StringComparer.Ordinal);
+        return store.Cordons().Select(c =>
+        {
+            var last = _last.TryGetValue(c.Node, out var l) && l.Decision.Next.CordonedAt == c.At ? l : default;
+            return new CordonView(c.Node, c.Reason, c.IncidentId, c.Operator, c.At,
+                ReturnToServicePolicy.Status(c, records.GetValueOrDefault(c.Node), last.Decision, last.Decision is null ? null : last.At, enabled));
+        }).ToArray();
+    }
 
     /// <summary>One evaluation of every cordoned node (does nothing while ReturnToService is disabled). Returns the decisions.</summary>
     public async Task<IReadOnlyList<ReturnDecision>> EvaluateAsync(CancellationToken ct)
@@ -239,7 +279,13 @@ public sealed partial class NodeReturnService(
             var records = store.Repairs().ToDictionary(r => r.Node, StringComparer.Ordinal);
             var breaker = store.LastActionAt("breaker:");
             var decisions = new List<ReturnDecision>();
-            foreach (var cordon in store.Cordons())
+            var cordoned = store.Cordons();
+            foreach (var gone in _last.Keys.Except(cordoned.Select(c => c.Node), StringComparer.Ordinal))
+            {
+                _last.TryRemove(gone, out _);
+            }
+
+            foreach (var cordon in cordoned)
             {
                 var record = records.GetValueOrDefault(cordon.Node);
                 var nodeActions = store.Actions(cordon.Node, null, 500);
@@ -249,6 +295,7 @@ public sealed partial class NodeReturnService(
                 var firstLook = !_looked.TryGetValue(cordon.Node, out var excused);
                 var decision = ReturnToServicePolicy.Evaluate(cordon, record, view.Facts(cordon.Node), guard, firstLook, excused, now, o);
                 _looked[cordon.Node] = decision.Excused;
+                _last[cordon.Node] = (now, decision);
                 decisions.Add(decision);
                 if (decision.Verdict == ReturnVerdict.Manual)
                 {

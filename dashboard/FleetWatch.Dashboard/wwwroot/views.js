@@ -201,8 +201,10 @@
     }
     const c = list(cordons).find((x) => x.node === node);
     state.dataset.state = c ? 'cordoned' : 'in-service';
+    const back = c && c.returnToService;
     text.textContent = c
       ? `Cordoned since ${when(c.at)} by ${c.operator ?? '—'}: ${c.reason ?? ''}${c.incidentId ? ` (incident ${c.incidentId})` : ''}.`
+        + (back ? ` Return to service: ${back.state.replaceAll('_', ' ')}${back.reason ? ` (${back.reason})` : ''}.` : '')
       : 'In service (not cordoned).';
     $('uncordon-form').hidden = !c;
   }

@@ -119,6 +119,35 @@ public sealed class ReturnToServicePolicyTests
         Assert.Equal((BootB, "run-2", (string?)null), (d.Next.BootAtCordon, d.Next.RunAtCordon, d.Next.RepairKind));
     }
 
+    public static TheoryData<string, CordonRecord, ReturnVerdict?, RepairRecord?, bool, string> StatusCases() => new()
+    {
+        // name, cordon, last verdict (null: not evaluated yet), record in that decision, enabled, expected state
+        { "operator cordon", Cordon with { Operator = "alice" }, ReturnVerdict.Manual, Record(), true, "manual" },
+        { "operator cordon while disabled", Cordon with { Operator = "alice" }, null, null, false, "manual" },
+        { "feature off", Cordon, null, Record(), false, "disabled" },
+        { "not looked at yet", Cordon, null, Record(), true, "not_evaluated" },
+        { "no evidence", Cordon, ReturnVerdict.Wait, Record(), true, "awaiting_repair" },
+        { "repaired, failing the check", Cordon, ReturnVerdict.Wait, Record(repairedAt: Now.AddMinutes(-5)), true, "unhealthy" },
+        { "soaking", Cordon, ReturnVerdict.Wait, Record(repairedAt: Now.AddMinutes(-5), soak: Now.AddMinutes(-4)), true, "soaking" },
+        { "held by the guard", Cordon, ReturnVerdict.Hold, Record(repairedAt: Now.AddMinutes(-50), soak: Now.AddMinutes(-40)), true, "held" },
+        { "returning", Cordon, ReturnVerdict.Return, Record(repairedAt: Now.AddMinutes(-50), soak: Now.AddMinutes(-40)), true, "returning" },
+    };
+
+    [Theory]
+    [MemberData(nameof(StatusCases))]
+    public void Status_says_where_the_way_back_stands(string name, CordonRecord cordon, ReturnVerdict? verdict, RepairRecord? record, bool enabled, string state)
+    {
+        var last = verdict is { } v ? new ReturnDecision(v, record!, $"reason of {name}") : null;
+
+        var status = ReturnToServicePolicy.Status(cordon, record, last, last is null ? null : Now, enabled);
+
+        Assert.True(state == status.State, $"{name}: {status.State}");
+        // The evaluation's own words where there was one; FleetWatch's explanation otherwise.
+        Assert.Equal(state is "manual" or "disabled" or "not_evaluated" ? "explained" : $"reason of {name}",
+            status.Reason == last?.Reason ? status.Reason : status.Reason is { Length: > 0 } ? "explained" : null);
+        Assert.Equal((record?.RepairKind, record?.SoakStart), (status.RepairKind, status.SoakStart));
+    }
+
     private static readonly (bool, DateTimeOffset?) Warm = (false, null);
     private static readonly (bool, DateTimeOffset?) First = (true, null);
 

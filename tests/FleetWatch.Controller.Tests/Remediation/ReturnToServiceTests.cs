@@ -84,6 +84,9 @@ public sealed class ReturnToServiceTests : IDisposable
         Assert.True(Cordoned(host, "gpu-r1"));
         Assert.Null(host.Store.Repairs().Single(r => r.Node == "gpu-r1").RepairedAt);
         Assert.DoesNotContain(host.Store.Actions("gpu-r1", null, 50), a => a.Kind == "repaired");
+        var waiting = Assert.Single(await host.Client.GetFromJsonAsync<List<CordonView>>("cordons") ?? []).ReturnToService;
+        Assert.Equal("awaiting_repair", waiting.State);
+        Assert.Contains("an agent restart alone is not one", waiting.Reason, StringComparison.Ordinal);
 
         // The node reboots: two silent minutes, a new boot id and run. That is the evidence, and the soak starts.
         time.Advance(TimeSpan.FromMinutes(2));
@@ -94,6 +97,11 @@ public sealed class ReturnToServiceTests : IDisposable
         Assert.NotNull(record.SoakStart);
         Assert.Contains($"boot id {BootA} -> {BootB}", Assert.Single(host.Store.Actions("gpu-r1", null, 50), a => a.Kind == "repaired").Reason, StringComparison.Ordinal);
         Assert.True(Cordoned(host, "gpu-r1")); // still soaking
+        var soaking = Assert.Single(await host.Client.GetFromJsonAsync<List<CordonView>>("cordons") ?? []);
+        Assert.Equal(("gpu-r1", "soaking", ReturnToServicePolicy.Reboot, record.SoakStart), (soaking.Node, soaking.ReturnToService.State, soaking.ReturnToService.RepairKind,
+            soaking.ReturnToService.SoakStart));
+        Assert.Contains("min left", soaking.ReturnToService.Reason, StringComparison.Ordinal);
+        Assert.NotNull(soaking.ReturnToService.EvaluatedAt);
     }
 
     [Fact]

@@ -205,6 +205,9 @@ public sealed class DashboardViewsTests(DashboardViewsFixture fx) : IClassFixtur
 
         fx.Go("#/node/gpu0050");
         await Wait.UntilAsync(() => fx.Attr(By.Id("node-state"), "data-state") == "cordoned", Limit, "cordoned node");
+        // Where its way back stands: an operator's cordon is returned by an operator only.
+        Assert.Contains("Return to service: manual (cordoned by api-key; only an operator returns it).", fx.Driver.FindElement(By.Id("node-cordon-text")).Text,
+            StringComparison.Ordinal);
         fx.Do(By.Id("uncordon-reason"), e => e.SendKeys("repaired"));
         fx.Do(By.Id("uncordon"), e => e.Click());
         await Wait.UntilAsync(() => fx.Attr(By.Id("node-state"), "data-state") == "in-service"
