@@ -3,6 +3,7 @@ using System.Text;
 using FleetWatch.Controller.Alerting;
 using FleetWatch.Controller.Fleet;
 using FleetWatch.Controller.Incidents;
+using FleetWatch.Controller.Remediation;
 using FleetWatch.Controller.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using static FleetWatch.Common.PrometheusExposition;
@@ -11,8 +12,8 @@ namespace FleetWatch.Controller;
 
 /// <summary>
 /// The controller's Prometheus exposition (text format 0.0.4): ingest, incident and telemetry-sink counters,
-/// alert delivery per receiver (with the delivery-latency histogram), and the alert outbox by receiver and state, so a given-up page is visible to the monitoring that watches
-/// FleetWatch itself. Counts only: no URL, key or secret.
+/// alert delivery per receiver (with the delivery-latency histogram), the alert outbox by receiver and state, so a given-up page is visible to the monitoring that watches
+/// FleetWatch itself, and cordoned nodes by return-to-service state. Counts only: no URL, key or secret.
 /// </summary>
 public static class ControllerMetricsText
 {
@@ -31,6 +32,7 @@ public static class ControllerMetricsText
         Counter(text, "fleetwatch_findings_info_total", "Info findings counted without an incident.", incidents.InfoFindings);
 
         WriteAlerting(text, sp);
+        WriteCordons(text, sp);
 
         var sink = sp.GetRequiredService<InfluxTelemetrySink>();
         Counter(text, "fleetwatch_telemetry_points_written_total", "Points written to the InfluxDB v2 endpoint.", sink.PointsWritten);
@@ -89,6 +91,23 @@ public static class ControllerMetricsText
                     Line(text, "fleetwatch_alert_outbox_rows", $"receiver=\"{Escape(name)}\",state=\"{state}\"", value);
                 }
             }
+        }
+    }
+
+    /// <summary>Cordoned nodes by where their return to service stands (label <c>return_state</c>; every state at 0 from the start).</summary>
+    public static void WriteCordons(StringBuilder text, IServiceProvider sp)
+    {
+        if (sp.GetService<NodeReturnService>() is not { } returns)
+        {
+            return;
+        }
+
+        var byState = returns.Cordons().CountBy(c => c.ReturnToService.State).ToDictionary();
+        const string name = "fleetwatch_cordoned_nodes";
+        Header(text, name, "Cordoned nodes by where their return to service stands.", "gauge");
+        foreach (var state in ReturnToServicePolicy.States)
+        {
+            Line(text, name, $"return_state=\"{state}\"", byState.GetValueOrDefault(state));
         }
     }
 

@@ -69,6 +69,10 @@ public sealed record ReturnDecision(ReturnVerdict Verdict, RepairRecord Next, st
 /// </summary>
 public static class ReturnToServicePolicy
 {
+    /// <summary>Every <see cref="ReturnStatus.State"/>, in the order of the way back.</summary>
+    public static readonly IReadOnlyList<string> States =
+        ["manual", "disabled", "not_evaluated", "awaiting_repair", "unhealthy", "soaking", "held", "returning"];
+
     public const string Reboot = "reboot";
     public const string AgentRestart = "agent_restart";
     public const string OperatorMark = "operator";

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using FleetWatch.Contracts;
 using FleetWatch.Controller.Fleet;
 using FleetWatch.Controller.Remediation;
+using FleetWatch.Integration.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
@@ -102,6 +103,15 @@ public sealed class ReturnToServiceTests : IDisposable
             soaking.ReturnToService.SoakStart));
         Assert.Contains("min left", soaking.ReturnToService.Reason, StringComparison.Ordinal);
         Assert.NotNull(soaking.ReturnToService.EvaluatedAt);
+
+        // The same on the controller's /metrics, every state present, in valid exposition format.
+        var text = new System.Text.StringBuilder();
+        ControllerMetricsText.WriteCordons(text, host.App.Services);
+        var metrics = text.ToString();
+        Assert.Contains("fleetwatch_cordoned_nodes{return_state=\"soaking\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("fleetwatch_cordoned_nodes{return_state=\"awaiting_repair\"} 0\n", metrics, StringComparison.Ordinal);
+        Assert.Equal(ReturnToServicePolicy.States.Count, metrics.Split('\n').Count(l => l.StartsWith("fleetwatch_cordoned_nodes{", StringComparison.Ordinal)));
+        await Promtool.CheckMetricsAsync(metrics);
     }
 
     [Fact]
