@@ -182,7 +182,7 @@ public static class ReturnToServicePolicy
         var reason = state switch
         {
             "manual" => $"cordoned by {cordon.Operator}; only an operator returns it",
-            "disabled" => "automatic return to service is off (FleetWatch:Remediation:ReturnToService:Enabled); uncordon by hand",
+            "disabled" => "automatic return to service is off, FleetWatch:Remediation:ReturnToService:Enabled; uncordon by hand",
             "not_evaluated" => "not evaluated yet by this controller",
             _ => last!.Reason,
         };
