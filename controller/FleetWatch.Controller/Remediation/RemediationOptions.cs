@@ -110,14 +110,15 @@ public sealed class RemediationOptions
 }
 
 /// <summary>
-/// Automatic uncordon of a node FleetWatch cordoned, once it shows evidence of repair (a new agent run, or an operator's
-/// <c>POST /nodes/{node}/repaired</c>) and then stays healthy for <see cref="Soak"/>.
+/// Automatic uncordon of a node FleetWatch cordoned, once it shows evidence of repair (a reboot: a new kernel boot id; a
+/// new agent run from an agent that sends no boot id; or an operator's <c>POST /nodes/{node}/repaired</c>) and then stays
+/// healthy for <see cref="Soak"/>.
 /// </summary>
 public sealed class ReturnToServiceOptions
 {
     /// <summary>
     /// Off by default: putting a node back under a 10,000-GPU job is a decision with a blast radius, and the evidence
-    /// FleetWatch sees (an agent restart, 30 min of clean telemetry) cannot prove the fault is gone. Intermittent faults
+    /// FleetWatch sees (a reboot, 30 min of clean telemetry) cannot prove the fault is gone. Intermittent faults
     /// (Xid 79 recurring after reboot, NVLink flaps) pass a soak and come back mid-run; site policy (burn-in tests, RMA
     /// workflows, the scheduler's own health checks) usually owns that decision. Turn it on where that policy is the soak.
     /// </summary>
