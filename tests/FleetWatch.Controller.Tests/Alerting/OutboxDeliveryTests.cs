@@ -178,7 +178,8 @@ public sealed class OutboxDeliveryTests(ITestOutputHelper output)
         server.AlwaysStatus = 503;
         var first = await DeliveryHarness.StartAsync(db.Path, OneReceiver(server, "Webhook", ("FleetWatch:Alerting:InitialBackoff", "00:00:05")));
         first.Delivery.Enqueue(DeliveryHarness.Opened("inc-1"));
-        await Poll.UntilAsync(() => !server.Requests.IsEmpty, TimeSpan.FromSeconds(10), "the first failed attempt");
+        // The failed attempt recorded in the outbox, not just seen by the server (the row is updated after the answer).
+        await Poll.UntilAsync(() => first.Outbox.Query("inc-1", null, 10) is [{ Attempts: >= 1 }], TimeSpan.FromSeconds(10), "the first failed attempt recorded");
         await first.DisposeAsync();
 
         await using var second = await DeliveryHarness.StartAsync(db.Path, new Dictionary<string, string?>
