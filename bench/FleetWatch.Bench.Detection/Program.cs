@@ -6,8 +6,15 @@
 // Usage: dotnet run -c Release --project bench/FleetWatch.Bench.Detection -- [--nodes 256] [--seconds 120]
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using FleetWatch.Agent.Publishing;
 using FleetWatch.Contracts;
 using FleetWatch.Controller;
+using FleetWatch.Controller.Ingest;
+using MassTransit;
+using MassTransit.Serialization;
 using FleetWatch.Controller.Detection;
 using FleetWatch.Controller.Fleet;
 using FleetWatch.Controller.Replay;
@@ -91,6 +98,42 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"generation of th
     // On a shared machine wall time includes waiting for a core; CPU time is what the rules cost.
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"rule catalogue alone: {sampleList.Count * 8 / used:F0} GPU samples/s per core by CPU time ({used * 1e6 / sampleList.Count:F1} us CPU per node sample; wall {sampleList.Count * 8 / watch.Elapsed.TotalSeconds:F0}/s), {findings} findings"));
+}
+
+// Reading samples off the wire: the envelopes agents publish, through MassTransit's deserializer (envelope parsed to
+// a JsonDocument, then the NodeSample from it) and through the controller's one-pass reader. Three rounds each, warm.
+{
+    var wire = new JsonSerializerOptions(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, TypeInfoResolver = new DefaultJsonTypeInfoResolver() };
+    var typeInfo = (JsonTypeInfo<NodeSample>)wire.GetTypeInfo(typeof(NodeSample));
+    var bodies = events.Where(e => e.Kind == ReplayEventKind.Sample).Take(20_000)
+        .Select(e => RabbitMqPublisher.Envelope(e.Sample!, typeInfo, Guid.NewGuid(), e.Time, "rabbitmq://bench/agent", "rabbitmq://bench/FleetWatch.Contracts:NodeSample")).ToList();
+    var onePass = new NodeSampleEnvelopeDeserializer();
+    (string Name, Func<MessageBody, NodeSample?> Read)[] readers =
+    [
+        ("MassTransit's deserializer", b => SystemTextJsonMessageSerializer.Instance.Deserialize(b, EmptyHeaders.Instance).TryGetMessage<NodeSample>(out var s) ? s : null),
+        ("one-pass reader", b => onePass.Deserialize(b, EmptyHeaders.Instance).TryGetMessage<NodeSample>(out var s) ? s : null),
+    ];
+    for (var round = 1; round <= 3; round++)
+    {
+        foreach (var (name, read) in readers)
+        {
+            var allocated = GC.GetAllocatedBytesForCurrentThread();
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var gpus = 0L;
+            foreach (var body in bodies)
+            {
+                gpus += read(new BytesMessageBody(body))!.Gpus.Count;
+            }
+
+            var used = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+            allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+            if (round == 3)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"wire read, {name}: {used * 1e6 / bodies.Count:F1} us CPU per node sample ({bodies.Count / used:F0} samples/s per core), {allocated / bodies.Count / 1024.0:F1} KiB allocated per sample, envelope {bodies.Average(b => b.Length) / 1024:F1} KiB, {gpus} GPUs read"));
+            }
+        }
+    }
 }
 
 // An Xid flood (NVSentinel#1120): 800,000 identical lines through the engine, one counted finding.

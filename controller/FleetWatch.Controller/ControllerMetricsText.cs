@@ -25,6 +25,12 @@ public static class ControllerMetricsText
         Counter(text, "fleetwatch_controller_samples_duplicate_total", "Node samples dropped as duplicates (same node, run and sequence).", fleet.Duplicates);
         Counter(text, "fleetwatch_controller_samples_stale_total", "Node samples older than the node's latest, dropped.", fleet.Stale);
         Counter(text, "fleetwatch_controller_xids_total", "Xid events received.", fleet.Xids);
+        if (sp.GetService<Ingest.NodeSampleEnvelopeDeserializer>() is { } decoder)
+        {
+            Counter(text, "fleetwatch_controller_samples_one_pass_total", "Node samples read from the broker in one pass (the rest through MassTransit's deserializer).",
+                decoder.FastPath);
+        }
+
         Gauge(text, "fleetwatch_controller_nodes", "Nodes known to the controller.", sp.GetRequiredService<FleetState>().NodeCount);
 
         var incidents = sp.GetRequiredService<IncidentManager>();

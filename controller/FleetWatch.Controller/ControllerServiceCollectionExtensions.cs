@@ -83,12 +83,16 @@ public static class ControllerServiceCollectionExtensions
     /// <summary>The controller's consumers with their lanes. Samples are validated; invalid ones go to the error queue unretried.</summary>
     public static IBusRegistrationConfigurator AddFleetControllerConsumers(this IBusRegistrationConfigurator bus, int prefetchCount = 256, int concurrentMessageLimit = 64)
     {
+        bus.TryAddSingleton<NodeSampleEnvelopeDeserializer>();
         bus.AddConsumer<NodeSampleConsumer>(c => c.UseMessageRetry(r => { r.Ignore<InvalidTelemetryException>(); r.Intervals(100, 500, 1000); }))
             .Endpoint(e =>
             {
                 e.Name = TelemetryQueue;
                 e.PrefetchCount = prefetchCount;
                 e.ConcurrentMessageLimit = concurrentMessageLimit;
+                // Samples are the bulk of the traffic: read them in one pass (same content type, replaces MassTransit's on this endpoint only).
+                e.AddConfigureEndpointCallback((context, endpoint) =>
+                    endpoint.AddDeserializer(new NodeSampleEnvelopeDeserializerFactory(context.GetRequiredService<NodeSampleEnvelopeDeserializer>())));
             });
         bus.AddConsumer<GpuXidObservedConsumer>(c => c.UseMessageRetry(r => { r.Ignore<InvalidTelemetryException>(); r.Intervals(100, 500, 1000); }))
             .Endpoint(e => e.Name = XidQueue);

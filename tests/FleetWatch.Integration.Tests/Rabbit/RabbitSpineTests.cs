@@ -78,6 +78,12 @@ public sealed class RabbitSpineTests
                 await Wait.UntilAsync(() => HasPost(receiver, "gpu0003", "ecc_double_bit"), TimeSpan.FromSeconds(30), "DBE alert after bad input", Logs);
                 Assert.False(controller.HasExited, Logs());
                 Assert.Equal(1, receiver.Posts.Count(p => IsPost(p.Json, "gpu0002", "gpu_fell_off_bus")));
+
+                // The samples came through the one-pass reader (the garbage through MassTransit's, into the error queue).
+                var url = System.Text.RegularExpressions.Regex.Match(controller.Output, @"FleetWatch Controller listening on (http://\S+)").Groups[1].Value;
+                using var http = new HttpClient { BaseAddress = new Uri(url) };
+                var onePass = System.Text.RegularExpressions.Regex.Match(await http.GetStringAsync("/metrics"), @"fleetwatch_controller_samples_one_pass_total (\d+)");
+                Assert.True(onePass.Success && long.Parse(onePass.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) > 10, $"one-pass samples: '{onePass.Value}'");
             }
             finally
             {
