@@ -27,8 +27,9 @@ public sealed partial class HardwareSamplerLoop(
 {
     private readonly string _run = Guid.NewGuid().ToString("N")[..12];
     private long _sequence;
-    private string? _bootId;
-    private bool _bootIdRead;
+
+    // Read once: the boot id changes only with a reboot, which also restarts the agent.
+    private readonly Lazy<string?> _bootId = new(() => ReadBootId(kmsg.Value.BootIdPath, logger));
 
     public string NodeName => options.Value.NodeName is { Length: > 0 } n ? n : Environment.MachineName.ToLowerInvariant();
 
@@ -84,7 +85,7 @@ public sealed partial class HardwareSamplerLoop(
             Node = NodeName,
             Sequence = Interlocked.Increment(ref _sequence),
             AgentRun = _run,
-            BootId = BootId(),
+            BootId = _bootId.Value,
             Time = time.GetUtcNow(),
             Gpus = gpuList,
             NvLinks = links,
@@ -93,20 +94,16 @@ public sealed partial class HardwareSamplerLoop(
         };
     }
 
-    /// <summary>The boot id, read once (it changes only with a reboot, which also restarts the agent); null when unreadable.</summary>
-    private string? BootId()
+    /// <summary>The boot id; null (with one warning) when unreadable.</summary>
+    private static string? ReadBootId(string? path, ILogger logger)
     {
-        if (!_bootIdRead)
+        var id = NodeBootId.Read(path, out var problem);
+        if (problem is not null)
         {
-            _bootIdRead = true;
-            _bootId = NodeBootId.Read(kmsg.Value.BootIdPath, out var problem);
-            if (problem is not null)
-            {
-                LogBootIdInvalid(logger, problem);
-            }
+            LogBootIdInvalid(logger, problem);
         }
 
-        return _bootId;
+        return id;
     }
 
     [LoggerMessage(EventId = 123, Level = LogLevel.Warning,

@@ -98,7 +98,7 @@ public static class ReturnToServicePolicy
             : new RepairRecord { Node = cordon.Node, CordonedAt = cordon.At, RunAtCordon = facts.Latest?.AgentRun, BootAtCordon = facts.Latest?.BootId };
         if (cordon.Operator != CordonService.SystemOperator)
         {
-            return new(ReturnVerdict.Manual, r, $"cordoned by {cordon.Operator} by hand; only an operator returns it");
+            return new(ReturnVerdict.Manual, r, ManualReason(cordon));
         }
 
         // A reboot is the evidence when both boot ids are known: an agent restarted alone (an upgrade, a crash) repaired
@@ -164,6 +164,8 @@ public static class ReturnToServicePolicy
             excused);
     }
 
+    private static string ManualReason(CordonRecord cordon) => $"cordoned by {cordon.Operator} by hand; only an operator returns it";
+
     /// <summary>What <c>GET /cordons</c> says of one cordon, from its persisted record and this process's last decision about it.</summary>
     public static ReturnStatus Status(CordonRecord cordon, RepairRecord? record, ReturnDecision? last, DateTimeOffset? evaluatedAt, bool enabled)
     {
@@ -181,7 +183,7 @@ public static class ReturnToServicePolicy
             };
         var reason = state switch
         {
-            "manual" => $"cordoned by {cordon.Operator}; only an operator returns it",
+            "manual" => ManualReason(cordon),
             "disabled" => "automatic return to service is off, FleetWatch:Remediation:ReturnToService:Enabled; uncordon by hand",
             "not_evaluated" => "not evaluated yet by this controller",
             _ => last!.Reason,
@@ -248,9 +250,8 @@ public sealed partial class NodeReturnService(
     ILogger<NodeReturnService> logger)
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
-    // Nodes this process has evaluated, with the detector-memory start accepted as continuous on the first look.
-    private readonly Dictionary<string, DateTimeOffset?> _looked = new(StringComparer.Ordinal);
-    // The last decision about each cordoned node, for GET /cordons (read without the gate).
+    // The last decision about every node this process has evaluated: whether this is its first look, the detector-memory
+    // start accepted as continuous then (Excused), and what GET /cordons shows (read without the gate).
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (DateTimeOffset At, ReturnDecision Decision)> _last = new(StringComparer.Ordinal);
 
     /// <summary>Every cordon with where its return to service stands (<see cref="ReturnToServicePolicy.Status"/>).</summary>
@@ -283,22 +284,15 @@ public sealed partial class NodeReturnService(
             var records = store.Repairs().ToDictionary(r => r.Node, StringComparer.Ordinal);
             var breaker = store.LastActionAt("breaker:");
             var decisions = new List<ReturnDecision>();
-            var cordoned = store.Cordons();
-            foreach (var gone in _last.Keys.Except(cordoned.Select(c => c.Node), StringComparer.Ordinal))
-            {
-                _last.TryRemove(gone, out _);
-            }
-
-            foreach (var cordon in cordoned)
+            foreach (var cordon in store.Cordons())
             {
                 var record = records.GetValueOrDefault(cordon.Node);
                 var nodeActions = store.Actions(cordon.Node, null, 500);
                 var jobActions = nodeActions.Where(a => a.Kind == "restore" && a.JobId is not null && a.At >= cordon.At).Select(a => a.JobId!).Distinct(StringComparer.Ordinal)
                     .SelectMany(j => store.Actions(null, j, 500)).ToArray();
                 var guard = ReturnToServicePolicy.Guard(cordon, nodeActions, jobActions, breaker, now, o);
-                var firstLook = !_looked.TryGetValue(cordon.Node, out var excused);
-                var decision = ReturnToServicePolicy.Evaluate(cordon, record, view.Facts(cordon.Node), guard, firstLook, excused, now, o);
-                _looked[cordon.Node] = decision.Excused;
+                var firstLook = !_last.TryGetValue(cordon.Node, out var looked);
+                var decision = ReturnToServicePolicy.Evaluate(cordon, record, view.Facts(cordon.Node), guard, firstLook, looked.Decision?.Excused, now, o);
                 _last[cordon.Node] = (now, decision);
                 decisions.Add(decision);
                 if (decision.Verdict == ReturnVerdict.Manual)
